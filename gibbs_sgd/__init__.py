@@ -1,0 +1,23 @@
+"""gibbs_sgd -- at what temperature does a stochastic optimizer run?
+
+Millions of independent SGD / momentum chains on analytic loss landscapes with minibatch
+noise; their stationary histograms compared with the Gibbs law ``exp(-L/T)/Z``.
+"""
+__version__ = "0.1.0"
+
+from . import landscapes, noise, optimizers, rng, schedules  # noqa: E402
+from .result import Estimate, SimulationResult, load  # noqa: E402
+from .simulate import available_backends, simulate  # noqa: E402
+
+__all__ = [
+    "landscapes",
+    "noise",
+    "optimizers",
+    "schedules",
+    "rng",
+    "simulate",
+    "available_backends",
+    "SimulationResult",
+    "Estimate",
+    "load",
+]

@@ -1,0 +1,284 @@
+"""`SimulationResult`: everything a run measured, its configuration, and save/load."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .kernels.cpu import moment_layout
+
+__all__ = ["SimulationResult", "load", "Estimate"]
+
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte-Carlo mean with its standard error from chain-to-chain (block) variation."""
+
+    value: np.ndarray | float
+    stderr: np.ndarray | float
+    n_blocks: int
+
+    def z(self, truth) -> np.ndarray | float:
+        """``(value - truth) / stderr``."""
+        return (np.asarray(self.value) - truth) / np.asarray(self.stderr)
+
+    def __repr__(self):
+        return f"Estimate(value={self.value!r}, stderr={self.stderr!r}, n_blocks={self.n_blocks})"
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`gibbs_sgd.simulate` measured.
+
+    Statistics cover the sampling window: steps ``t >= burn_in`` with ``(t - burn_in) % thin == 0``
+    (the state *after* the update of step ``t``), over chains that had not diverged by then.
+
+    Attributes
+    ----------
+    config : dict
+        Every setting of the run (landscape, noise, optimizer, schedule as dicts), the seed,
+        versions, backend, timing.
+    hist_edges : list of arrays (d,) each (bins + 1,)
+        Histogram edges per coordinate (uniform).
+    hist : int64 array (d, bins)
+        Per-coordinate histograms of the sampled states (periodic coordinates folded).
+    hist2d : int64 array (bins, bins) or None
+        Joint histogram for d = 2 (samples inside the box in both coordinates).
+    loss_edges, loss_hist : the histogram of the loss L over the sampled states.
+    outside : int64 array (d + 1, 2)
+        Samples below / above the histogram range, per coordinate and (last row) for the loss.
+    moments : float64 array (n_blocks, n_columns)
+        Per block of chains, the running sums laid out by
+        :func:`gibbs_sgd.kernels.cpu.moment_layout` (count, L, L^2, Laplacian, |grad L|^2,
+        Phi_k dL/dk, dL/dk, (dL/dk)^2, and the full state vector z = (Phi, optimizer state) with
+        its outer products).
+    block_chains : int64 array (n_blocks,), chains per block.
+    diverged : int64 array (n_blocks,), diverged chains per block.
+    trace_steps : int array (n_trace,), trace : float array (n_blocks, n_trace, 2)
+        Per block, the sum of L over live chains and their count, at ``trace_steps``.
+    final : array (n_chains, d) or None (``keep_final=True``), in the run's dtype.
+    alive : bool array (n_chains,) or None (with ``final``).
+    trajectories : array (k, n_recorded, d) or None, trajectory_steps : int array.
+    """
+
+    config: dict
+    hist_edges: list
+    hist: np.ndarray
+    hist2d: np.ndarray | None
+    loss_edges: np.ndarray
+    loss_hist: np.ndarray
+    outside: np.ndarray
+    moments: np.ndarray
+    block_chains: np.ndarray
+    diverged: np.ndarray
+    trace_steps: np.ndarray
+    trace: np.ndarray
+    final: np.ndarray | None = None
+    alive: np.ndarray | None = None
+    trajectories: np.ndarray | None = None
+    trajectory_steps: np.ndarray | None = None
+    _layout: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._layout = moment_layout(self.dim, len(self.config["state_names"]))
+
+    # -- basic facts ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return int(self.config["dim"])
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.config["n_chains"])
+
+    @property
+    def n_diverged(self) -> int:
+        """Chains that diverged (non-finite, or beyond the divergence radius) and were frozen."""
+        return int(self.diverged.sum())
+
+    @property
+    def n_samples(self) -> int:
+        """Samples in the statistics (chains x sampled steps, live chains only)."""
+        return int(self.moments[:, 0].sum())
+
+    @property
+    def chain_steps_per_second(self) -> float:
+        return float(self.config["chain_steps_per_second"])
+
+    @property
+    def elapsed(self) -> float:
+        return float(self.config["elapsed_seconds"])
+
+    @property
+    def complete(self) -> bool:
+        return not self.config.get("interrupted", False)
+
+    @property
+    def state_names(self) -> tuple:
+        return ("phi",) + tuple(self.config["state_names"])
+
+    # -- estimates with chain-to-chain errors --------------------------------------------
+    def _sums(self, key):
+        col = self._layout[key]
+        return self.moments[:, col]
+
+    def estimate(self, key: str) -> Estimate:
+        """Mean of a recorded quantity over the sampling window, with its standard error.
+
+        ``key`` is a column group of :func:`~gibbs_sgd.kernels.cpu.moment_layout` (e.g.
+        ``"loss"``, ``"grad_sq"``, ``"phi_grad"``, ``"state_outer"``). The error comes from the
+        scatter of per-block means of independent chains (ratio estimator with the delta
+        method), never from treating correlated time samples as independent.
+        """
+        if key == "count" or key not in self._layout or key in ("n_columns", "state_size"):
+            raise KeyError(f"unknown quantity {key!r}; one of {[k for k in self._layout if k not in ('count', 'n_columns', 'state_size')]}")
+        sums = self._sums(key)
+        counts = self.moments[:, 0]
+        return _ratio_estimate(sums, counts)
+
+    @property
+    def mean_loss(self) -> Estimate:
+        """``<L>`` over the sampling window."""
+        return self.estimate("loss")
+
+    @property
+    def phi_mean(self) -> Estimate:
+        """``<Phi>``, shape (d,)."""
+        m = self._layout["state_size"]
+        e = self.estimate("state")
+        return Estimate(e.value[: self.dim], e.stderr[: self.dim], e.n_blocks) if m else e
+
+    def state_covariance(self) -> np.ndarray:
+        """Covariance of the whole state vector z = (Phi, optimizer state), shape (m, m)."""
+        m = self._layout["state_size"]
+        mean = self.estimate("state").value
+        second = self.estimate("state_outer").value.reshape(m, m)
+        return second - np.outer(mean, mean)
+
+    @property
+    def phi_cov(self) -> np.ndarray:
+        """Covariance of Phi, shape (d, d)."""
+        d = self.dim
+        return self.state_covariance()[:d, :d]
+
+    def phi_var(self) -> Estimate:
+        """``Var Phi_k`` per coordinate with a standard error (per-block variances, delta method)."""
+        d = self.dim
+        m = self._layout["state_size"]
+        counts = self.moments[:, 0]
+        s1 = self._sums("state")[:, :d]
+        s2 = self._sums("state_outer").reshape(-1, m, m)[:, np.arange(d), np.arange(d)]
+        mean1 = _ratio_estimate(s1, counts)
+        mean2 = _ratio_estimate(s2, counts)
+        value = mean2.value - mean1.value**2
+        # Linearised variance: Var(v) ~ Var(m2) + 4 m1^2 Var(m1) - 4 m1 Cov(m1, m2); computed as
+        # the scatter of the per-block linearised values sum(s2 - 2 m1 s1) / count.
+        w = counts / counts.sum()
+        ok = counts > 0
+        lin = np.where(ok[:, None], (s2 - 2 * mean1.value * s1) / np.where(ok, counts, 1)[:, None], 0.0)
+        lin_mean = (w[:, None] * lin).sum(axis=0)
+        nb = int(ok.sum())
+        se = np.sqrt(np.sum((w[:, None] * (lin - lin_mean)) ** 2, axis=0) * nb / max(nb - 1, 1))
+        return Estimate(value, se, nb)
+
+    # -- trace ------------------------------------------------------------------------------
+    def mean_loss_trace(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(steps, <L>_chains, stderr)``: the chain-mean loss against the step (all steps)."""
+        sums = self.trace[:, :, 0]
+        counts = self.trace[:, :, 1]
+        tot = counts.sum(axis=0)
+        mean = sums.sum(axis=0) / np.where(tot > 0, tot, np.nan)
+        w = counts / np.where(tot > 0, tot, 1)
+        per = sums / np.where(counts > 0, counts, 1)
+        nb = (counts > 0).sum(axis=0)
+        var = np.sum((w * (per - mean)) ** 2, axis=0) * nb / np.maximum(nb - 1, 1)
+        return self.trace_steps, mean, np.sqrt(var)
+
+    # -- histograms as densities ------------------------------------------------------------
+    def density(self, coordinate: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(centres, density)`` of a coordinate's histogram, normalised over all samples."""
+        edges = self.hist_edges[coordinate]
+        counts = self.hist[coordinate]
+        total = counts.sum() + self.outside[coordinate].sum()
+        return 0.5 * (edges[1:] + edges[:-1]), counts / (total * np.diff(edges))
+
+    def summary(self) -> str:
+        """A few lines: sizes, speed, mean loss, divergence."""
+        ml = self.mean_loss
+        lines = [
+            f"{self.config['landscape']['type']} / {self.config['optimizer']['type']} / {self.config['noise']['type']}, "
+            f"B = {self.config['batch_size']}, {self.n_chains:,} chains x {self.config['n_steps']:,} steps "
+            f"({self.config['backend']}, {self.config['dtype']})",
+            f"  {self.chain_steps_per_second:.3g} chain-steps/s, {self.elapsed:.2f} s",
+            f"  <L> = {ml.value:.6g} +- {ml.stderr:.2g} over {self.n_samples:,} samples",
+        ]
+        if self.n_diverged:
+            lines.append(f"  DIVERGED: {self.n_diverged:,} of {self.n_chains:,} chains (frozen, excluded)")
+        if not self.complete:
+            lines.append(f"  INTERRUPTED after {self.config['steps_done']} of {self.config['n_steps']} steps")
+        return "\n".join(lines)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write everything to one ``.npz`` file (configuration as JSON inside)."""
+        path = Path(path)
+        arrays = {}
+        for f in fields(self):
+            if f.name.startswith("_") or f.name == "config":
+                continue
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            if f.name == "hist_edges":
+                for i, e in enumerate(v):
+                    arrays[f"hist_edges_{i}"] = e
+                continue
+            arrays[f.name] = v
+        meta = {"format_version": _FORMAT_VERSION, "config": self.config}
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        np.savez_compressed(path, **arrays)
+        return path
+
+
+def load(path) -> SimulationResult:
+    """Read a :class:`SimulationResult` written by :meth:`SimulationResult.save`."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        meta = json.loads(bytes(z["__meta__"]).decode())
+        if meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported result format {meta.get('format_version')!r}")
+        cfg = meta["config"]
+        kw = {}
+        for f in fields(SimulationResult):
+            if f.name.startswith("_") or f.name == "config":
+                continue
+            if f.name == "hist_edges":
+                kw[f.name] = [z[f"hist_edges_{i}"] for i in range(int(cfg["dim"]))]
+            elif f.name in z.files:
+                kw[f.name] = z[f.name]
+            else:
+                kw[f.name] = None
+    return SimulationResult(config=cfg, **kw)
+
+
+def _ratio_estimate(sums: np.ndarray, counts: np.ndarray) -> Estimate:
+    """Ratio estimator sum(S_b)/sum(n_b) with its delta-method standard error over blocks."""
+    ok = counts > 0
+    nb = int(ok.sum())
+    tot = counts.sum()
+    if tot == 0:
+        nan = np.full(sums.shape[1:], math.nan) if sums.ndim > 1 else math.nan
+        return Estimate(nan, nan, 0)
+    value = sums.sum(axis=0) / tot
+    shape = (-1,) + (1,) * (sums.ndim - 1)
+    resid = sums - counts.reshape(shape) * value
+    se = np.sqrt(np.sum(resid**2, axis=0) * nb / max(nb - 1, 1)) / tot
+    if np.ndim(value) == 0:
+        value, se = float(value), float(se)
+    return Estimate(value, se, nb)

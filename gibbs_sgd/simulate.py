@@ -1,0 +1,407 @@
+"""`simulate`: run many independent optimizer chains and accumulate their stationary statistics."""
+from __future__ import annotations
+
+import math
+import numbers
+import platform
+import time
+import warnings
+
+import numba
+import numpy as np
+
+from . import __version__
+from .kernels import cpu as cpu_kernels
+from .landscapes import Landscape
+from .noise import Gaussian, Noise
+from .optimizers import Optimizer
+from .result import SimulationResult
+from .rng import seed_key
+from .schedules import Constant, Schedule
+
+__all__ = ["simulate", "available_backends"]
+
+# Statistics blocks: chain-to-chain standard errors come from the scatter of per-block means.
+# 256 blocks give a relative error of the standard error of 1/sqrt(2*255) = 4.4%, while the
+# per-block moment rows stay small (256 x a few hundred floats).
+_TARGET_BLOCKS = 256
+# Chain-steps per kernel call: about 0.1 s of work at 2e8 chain-steps/s, so the progress bar
+# moves and Ctrl-C is answered promptly while the per-call overhead (~0.1 ms) stays < 0.1%.
+_STEPS_PER_CALL_BUDGET = 2**24
+# State memory per chunk of chains (positions, optimizer state, alive flags).
+_CHUNK_BYTES = 512 * 2**20
+# Largest recorded-trajectory array we allocate without being asked twice.
+_MAX_TRAJECTORY_BYTES = 2 * 2**30
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def available_backends() -> list[str]:
+    """Backends usable in this process (``"cpu"`` always)."""
+    return ["cpu"]
+
+
+def _int_arg(name, value, lo, hi=None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f"[{lo}, inf)"
+        raise ValueError(f"{name} must be in {rng}, got {value}")
+    return value
+
+
+def _resolve_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return dt
+
+
+def _histogram_edges(landscape: Landscape, bins) -> list[np.ndarray]:
+    d = landscape.dim
+    box = landscape.box
+    if isinstance(bins, numbers.Integral) and not isinstance(bins, bool):
+        nb = _int_arg("bins", bins, 2, 100_000)
+        return [np.linspace(box[i, 0], box[i, 1], nb + 1) for i in range(d)]
+    try:
+        arr = [np.asarray(e, dtype=np.float64) for e in bins]
+    except TypeError:
+        raise TypeError(f"bins must be an int or bin edges (one array, or one per coordinate), got {bins!r}") from None
+    if all(np.ndim(e) == 0 for e in arr):
+        arr = [np.asarray(arr, dtype=np.float64)] * d
+    if len(arr) != d:
+        raise ValueError(f"bins must give edges for all {d} coordinates, got {len(arr)} arrays")
+    nbs = {e.shape[0] for e in arr}
+    if len(nbs) != 1:
+        raise ValueError("bins must have the same number of edges for every coordinate")
+    for i, e in enumerate(arr):
+        if e.ndim != 1 or e.shape[0] < 3 or not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
+            raise ValueError(f"bins[{i}] must be at least 3 increasing finite edges")
+        w = np.diff(e)
+        if not np.allclose(w, w[0], rtol=1e-9, atol=0):
+            raise ValueError(f"bins[{i}] must be uniformly spaced (the kernel bins in O(1))")
+        if e[-1] <= box[i, 0] or e[0] >= box[i, 1]:
+            raise ValueError(
+                f"bins[{i}] covers [{e[0]:g}, {e[-1]:g}], which misses the landscape's box "
+                f"[{box[i, 0]:g}, {box[i, 1]:g}] on coordinate {i}"
+            )
+    return [e.copy() for e in arr]
+
+
+def _loss_range(landscape: Landscape, edges, loss_range) -> tuple[float, float]:
+    if loss_range is not None:
+        lo, hi = (float(v) for v in loss_range)
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise ValueError(f"loss_range must be (lo, hi) with lo < hi, got {loss_range!r}")
+        return lo, hi
+    d = landscape.dim
+    if d <= 2:
+        axes = [np.linspace(e[0], e[-1], 201) for e in edges]
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
+    else:
+        rng = np.random.default_rng(0)
+        pts = rng.uniform([e[0] for e in edges], [e[-1] for e in edges], size=(20_000, d))
+    vals = landscape.loss(pts)
+    vals = vals[np.isfinite(vals)]
+    lo, hi = float(vals.min()), float(vals.max())
+    if landscape.minimum is not None:
+        lo = min(lo, float(landscape.loss(np.asarray(landscape.minimum))))
+    return lo, (hi if hi > lo else lo + 1.0)
+
+
+def _initial_state(landscape: Landscape, init, n_chains: int) -> np.ndarray:
+    d = landscape.dim
+    if init is None:
+        start = landscape.minimum
+        if start is None:
+            start = landscape.box.mean(axis=1)
+        return np.broadcast_to(np.asarray(start, dtype=np.float64), (n_chains, d))
+    arr = np.asarray(init, dtype=np.float64)
+    if arr.ndim == 0 and d == 1:
+        arr = arr.reshape(1)
+    if arr.shape == (d,):
+        arr = np.broadcast_to(arr, (n_chains, d))
+    elif arr.shape == (n_chains,) and d == 1:
+        arr = arr.reshape(n_chains, 1)
+    elif arr.shape != (n_chains, d):
+        raise ValueError(f"init must have shape ({d},) or ({n_chains}, {d}) (n_chains, dim), got {np.shape(init)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("init must be finite")
+    return arr
+
+
+def _block_size(n_chains: int, block) -> int:
+    if block is not None:
+        return _int_arg("block", block, 1, n_chains)
+    b = -(-n_chains // _TARGET_BLOCKS)
+    if b > cpu_kernels.TILE:
+        b = -(-b // cpu_kernels.TILE) * cpu_kernels.TILE
+    return b
+
+
+def simulate(
+    landscape: Landscape,
+    optimizer: Optimizer,
+    *,
+    noise: Noise | None = None,
+    batch_size: int = 1,
+    n_chains: int = 100_000,
+    n_steps: int = 10_000,
+    burn_in: int | None = None,
+    seed: int = 0,
+    backend: str = "auto",
+    init=None,
+    schedule: Schedule | None = None,
+    dtype=np.float64,
+    thin: int = 1,
+    bins=100,
+    loss_range=None,
+    keep_final: bool = False,
+    record_trajectories: int = 0,
+    trajectory_every: int | None = None,
+    trace_points: int = 1000,
+    progress: bool = True,
+    max_chunk: int | None = None,
+    block: int | None = None,
+) -> SimulationResult:
+    r"""Run ``n_chains`` independent chains of ``optimizer`` on ``landscape`` with minibatch ``noise``.
+
+    Each chain takes ``n_steps`` steps :math:`\Phi \leftarrow \text{update}(\Phi, \hat g)` with
+    :math:`\hat g` the minibatch gradient of ``noise`` at batch size ``B``. From step
+    ``burn_in`` on, every ``thin``-th state is histogrammed and its moments accumulated inside
+    the kernel; nothing per step leaves it.
+
+    Parameters
+    ----------
+    landscape : gibbs_sgd.landscapes.Landscape
+    optimizer : gibbs_sgd.optimizers.Optimizer
+    noise : gibbs_sgd.noise.Noise, default ``Gaussian(sigma=1)``
+    batch_size : int >= 1, ``B``
+    n_chains : int >= 1 (up to 10**8 and more: chains are processed in chunks)
+    n_steps : int >= 1, steps per chain (< 2**32)
+    burn_in : int in [0, n_steps), default ``n_steps // 2``; steps discarded before sampling
+    seed : int in [0, 2**64); chain ``i``'s random stream depends on ``(seed, i, step)`` only
+    backend : ``"auto"`` or ``"cpu"``
+    init : array (d,) or (n_chains, d), default the landscape's minimum (or the box centre)
+    schedule : gibbs_sgd.schedules.Schedule, default constant
+    dtype : float64 or float32, the precision the chain state is stored in
+    thin : int >= 1, sample every ``thin``-th step of the window
+    bins : int (bins over the landscape's box) or uniform edges (one array, or one per coordinate)
+    loss_range : (lo, hi), optional, range of the loss histogram (default: L over the box)
+    keep_final : bool, keep the final states (n_chains, d)
+    record_trajectories : int >= 0, record the first k chains' trajectories
+    trajectory_every : int, default ``thin``; steps between recorded trajectory points
+    trace_points : int, about how many steps the mean-loss trace records
+    progress : bool, show a progress bar
+    max_chunk : int, optional, most chains held in memory at once (default: 512 MiB of state)
+    block : int, optional, chains per statistics block (default: about 256 blocks)
+
+    Returns
+    -------
+    SimulationResult
+
+    Example
+    -------
+    >>> import gibbs_sgd as gs
+    >>> run = gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.1),
+    ...                   n_chains=1000, n_steps=200, progress=False)
+    >>> run.n_diverged
+    0
+    """
+    t_start = time.perf_counter()
+    if not isinstance(landscape, Landscape):
+        raise TypeError(f"landscape must be a gibbs_sgd.landscapes.Landscape, got {type(landscape).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a gibbs_sgd.optimizers.Optimizer, got {type(optimizer).__name__}")
+    noise = Gaussian(1.0) if noise is None else noise
+    if not isinstance(noise, Noise):
+        raise TypeError(f"noise must be a gibbs_sgd.noise.Noise, got {type(noise).__name__}")
+    schedule = Constant() if schedule is None else schedule
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a gibbs_sgd.schedules.Schedule, got {type(schedule).__name__}")
+    if backend not in ("auto", "cpu"):
+        raise ValueError(f"backend must be one of 'auto', 'cpu' (available here: {available_backends()}), got {backend!r}")
+    backend = "cpu"
+    batch_size = _int_arg("batch_size", batch_size, 1)
+    n_chains = _int_arg("n_chains", n_chains, 1)
+    n_steps = _int_arg("n_steps", n_steps, 1, 2**32 - 1)
+    burn_in = n_steps // 2 if burn_in is None else _int_arg("burn_in", burn_in, 0)
+    if burn_in >= n_steps:
+        raise ValueError(f"burn_in must be in [0, n_steps - 1] = [0, {n_steps - 1}], got {burn_in}")
+    thin = _int_arg("thin", thin, 1)
+    key0, key1 = seed_key(seed)
+    dt = _resolve_dtype(dtype)
+    k_traj = _int_arg("record_trajectories", record_trajectories, 0, n_chains)
+    traj_every = thin if trajectory_every is None else _int_arg("trajectory_every", trajectory_every, 1)
+    trace_points = _int_arg("trace_points", trace_points, 1)
+    noise.check(landscape, batch_size)
+    d = landscape.dim
+    edges = _histogram_edges(landscape, bins)
+    loss_lo, loss_hi = _loss_range(landscape, edges, loss_range)
+    x_init = _initial_state(landscape, init, n_chains)
+    lrs = optimizer.lr * schedule.factors(n_steps)
+    block = _block_size(n_chains, block)
+
+    ns = optimizer.n_state
+    layout = cpu_kernels.moment_layout(d, ns)
+    n_blocks = -(-n_chains // block)
+    bytes_per_chain = (d * (1 + ns)) * dt.itemsize + 1
+    chunk = max_chunk if max_chunk is not None else max(1, _CHUNK_BYTES // bytes_per_chain)
+    chunk = _int_arg("max_chunk", chunk, 1)
+    chunk = max(block, (chunk // block) * block)
+    steps_per_call = max(1, min(n_steps, _STEPS_PER_CALL_BUDGET // n_chains))
+
+    trace_every = max(1, -(-n_steps // trace_points))
+    n_trace = -(-n_steps // trace_every)
+    n_rec = -(-n_steps // traj_every) if k_traj else 0
+    if k_traj * n_rec * d * 8 > _MAX_TRAJECTORY_BYTES:
+        raise ValueError(
+            f"record_trajectories={k_traj} x {n_rec} points x d={d} needs "
+            f"{k_traj * n_rec * d * 8 / 2**30:.1f} GiB; raise trajectory_every or record fewer chains"
+        )
+
+    kern = cpu_kernels.build(landscape, noise, optimizer)
+    nt = numba.get_num_threads()
+    nb = edges[0].shape[0] - 1
+    hist1 = np.zeros((nt, d, nb), np.int64)
+    hist2 = np.zeros((nt, nb, nb) if d == 2 else (nt, 1, 1), np.int64)
+    histL = np.zeros((nt, nb), np.int64)
+    hout = np.zeros((nt, d + 1, 2), np.int64)
+    moments = np.zeros((n_blocks, layout["n_columns"]))
+    trace = np.zeros((n_blocks, n_trace, 2))
+    traj = np.full((k_traj, n_rec, d), np.nan) if k_traj else np.zeros((0, 1, d))
+    diverged = np.zeros(n_blocks, np.int64)
+    final = np.empty((n_chains, d), dt) if keep_final else None
+    alive_all = np.empty(n_chains, bool) if keep_final else None
+
+    hlo = np.array([e[0] for e in edges])
+    hinv = np.array([(e.shape[0] - 1) / (e[-1] - e[0]) for e in edges])
+    hper = np.zeros(d) if landscape.period is None else np.full(d, float(landscape.period))
+    lossr = np.array([loss_lo, nb / (loss_hi - loss_lo)])
+    pl = np.ascontiguousarray(landscape.kernel_params(), dtype=np.float64)
+    pn = np.ascontiguousarray(noise.kernel_params(d, batch_size), dtype=np.float64)
+    po = np.ascontiguousarray(optimizer.kernel_params(), dtype=np.float64)
+    data = np.ascontiguousarray(noise.kernel_data(), dtype=np.float64)
+    center = landscape.box.mean(axis=1)
+    bound = float(landscape.divergence_radius)
+    scratch = int(noise.scratch_size(d, batch_size))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_chains * n_steps, unit="chain-step", unit_scale=True,
+                   desc=f"simulate [{backend}, {nt} threads]", leave=False)
+    interrupted = False
+    steps_done_min = n_steps
+    chain_steps_done = 0
+    t_kernel = time.perf_counter()
+    try:
+        for c_lo in range(0, n_chains, chunk):
+            c_hi = min(n_chains, c_lo + chunk)
+            nc = c_hi - c_lo
+            X = np.ascontiguousarray(x_init[c_lo:c_hi], dtype=dt)
+            S = np.zeros((nc, max(ns * d, 1)), dt)
+            alive = np.ones(nc, np.uint8)
+            b_lo, b_hi = c_lo // block, -(-c_hi // block)
+            mom_view = moments[b_lo:b_hi]
+            trace_view = trace[b_lo:b_hi]
+            steps_done = 0
+            try:
+                for t0 in range(0, n_steps, steps_per_call):
+                    t1 = min(n_steps, t0 + steps_per_call)
+                    kern.run_segment(
+                        X, S, alive, np.uint64(t0), np.uint64(t1), np.uint64(c_lo), key0, key1, lrs,
+                        pl, pn, data, po, np.int64(batch_size), np.uint64(burn_in), np.uint64(thin),
+                        np.int64(block), hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
+                        mom_view, trace_view, np.uint64(trace_every), traj, np.uint64(traj_every),
+                        center, bound, np.int64(scratch),
+                    )
+                    steps_done = t1
+                    chain_steps_done += nc * (t1 - t0)
+                    if bar is not None:
+                        bar.update(nc * (t1 - t0))
+            finally:
+                steps_done_min = min(steps_done_min, steps_done)
+                dead = alive == 0
+                np.add.at(diverged, (np.nonzero(dead)[0] + c_lo) // block, 1)
+                if keep_final:
+                    final[c_lo:c_hi] = X
+                    alive_all[c_lo:c_hi] = ~dead
+    except KeyboardInterrupt:
+        interrupted = True
+        warnings.warn(
+            f"simulate interrupted after {chain_steps_done:,} of {n_chains * n_steps:,} chain-steps; "
+            "the result holds the statistics gathered so far (result.complete is False)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed_kernel = time.perf_counter() - t_kernel
+
+    result = SimulationResult(
+        config={
+            "landscape": landscape.describe(),
+            "noise": noise.describe(),
+            "optimizer": optimizer.describe(),
+            "schedule": schedule.describe(),
+            "state_names": list(optimizer.state_names),
+            "dim": d,
+            "batch_size": batch_size,
+            "n_chains": n_chains,
+            "n_steps": n_steps,
+            "burn_in": burn_in,
+            "thin": thin,
+            "seed": int(seed),
+            "backend": backend,
+            "dtype": dt.name,
+            "block": block,
+            "max_chunk": chunk,
+            "loss_range": [loss_lo, loss_hi],
+            "divergence_radius": bound,
+            "trace_every": trace_every,
+            "trajectory_every": traj_every,
+            "threads": nt,
+            "interrupted": interrupted,
+            "steps_done": steps_done_min if not interrupted else None,
+            "chain_steps_done": chain_steps_done,
+            "elapsed_seconds": time.perf_counter() - t_start,
+            "kernel_seconds": elapsed_kernel,
+            "chain_steps_per_second": chain_steps_done / elapsed_kernel if elapsed_kernel > 0 else math.nan,
+            "versions": {
+                "gibbs_sgd": __version__,
+                "numpy": np.__version__,
+                "numba": numba.__version__,
+                "python": platform.python_version(),
+            },
+            "machine": platform.platform(),
+        },
+        hist_edges=edges,
+        hist=hist1.sum(axis=0),
+        hist2d=hist2.sum(axis=0) if d == 2 else None,
+        loss_edges=np.linspace(loss_lo, loss_hi, nb + 1),
+        loss_hist=histL.sum(axis=0),
+        outside=hout.sum(axis=0),
+        moments=moments,
+        block_chains=np.minimum(block, n_chains - np.arange(n_blocks) * block).astype(np.int64),
+        diverged=diverged,
+        trace_steps=np.arange(n_trace) * trace_every,
+        trace=trace,
+        final=final,
+        alive=alive_all,
+        trajectories=traj if k_traj else None,
+        trajectory_steps=np.arange(n_rec) * traj_every if k_traj else None,
+    )
+    if result.n_diverged:
+        warnings.warn(
+            f"{result.n_diverged:,} of {n_chains:,} chains diverged (non-finite or beyond |phi - centre| = "
+            f"{bound:g}); they were frozen and excluded from the statistics after diverging",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return result
