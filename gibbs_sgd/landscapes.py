@@ -157,7 +157,7 @@ def _box(name, value, default) -> np.ndarray:
 # =========================================================================================
 # Quadratic
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _quadratic_loss(x, p):
     # p = [d, H (d*d, row-major), c (d), offset]
     d = x.shape[0]
@@ -171,7 +171,7 @@ def _quadratic_loss(x, p):
     return 0.5 * acc + p[1 + d * d + d]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _quadratic_grad(x, p, out):
     d = x.shape[0]
     for i in range(d):
@@ -181,7 +181,7 @@ def _quadratic_grad(x, p, out):
         out[i] = s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _quadratic_laplacian(x, p):
     d = x.shape[0]
     t = 0.0
@@ -262,20 +262,20 @@ class Quadratic(Landscape):
 # =========================================================================================
 # Double well
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _double_well_loss(x, p):
     # p = [barrier, width, tilt]
     u = x[0] / p[1]
     return p[0] * (u * u - 1.0) ** 2 + p[2] * u
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _double_well_grad(x, p, out):
     u = x[0] / p[1]
     out[0] = (4.0 * p[0] * u * (u * u - 1.0) + p[2]) / p[1]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _double_well_laplacian(x, p):
     u = x[0] / p[1]
     return p[0] * (12.0 * u * u - 4.0) / (p[1] * p[1])
@@ -335,7 +335,7 @@ class DoubleWell(Landscape):
 # =========================================================================================
 # Periodic
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _periodic_loss(x, p):
     # p = [amplitude, period]
     k = 2.0 * np.pi / p[1]
@@ -345,14 +345,14 @@ def _periodic_loss(x, p):
     return p[0] * s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _periodic_grad(x, p, out):
     k = 2.0 * np.pi / p[1]
     for i in range(x.shape[0]):
         out[i] = p[0] * k * np.sin(k * x[i])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _periodic_laplacian(x, p):
     k = 2.0 * np.pi / p[1]
     s = 0.0
@@ -423,7 +423,7 @@ _MB_Y0 = np.array([0.0, 0.5, 1.5, 1.0])
 _MB_PARAMS = np.concatenate([_MB_A, _MB_a, _MB_b, _MB_c, _MB_X0, _MB_Y0])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mueller_brown_loss(x, p):
     # p = [scale, A(4), a(4), b(4), c(4), x0(4), y0(4)]
     s = 0.0
@@ -434,7 +434,7 @@ def _mueller_brown_loss(x, p):
     return p[0] * s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mueller_brown_grad(x, p, out):
     gx = 0.0
     gy = 0.0
@@ -448,7 +448,7 @@ def _mueller_brown_grad(x, p, out):
     out[1] = p[0] * gy
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mueller_brown_laplacian(x, p):
     s = 0.0
     for i in range(4):
@@ -522,7 +522,7 @@ def _gm_max(x, p):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gaussian_mixture_loss(x, p):
     k = int(p[0])
     d = int(p[1])
@@ -533,7 +533,7 @@ def _gaussian_mixture_loss(x, p):
     return -(m + np.log(s))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gaussian_mixture_grad(x, p, out):
     # dL/dx = sum_i r_i P_i (x - mu_i), r_i the responsibilities.
     k = int(p[0])
@@ -555,7 +555,7 @@ def _gaussian_mixture_grad(x, p, out):
         out[a] /= tot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gaussian_mixture_laplacian(x, p):
     # Delta L = sum_i r_i (tr P_i - |P_i (x - mu_i)|^2) + |grad L|^2.
     k = int(p[0])
@@ -658,7 +658,7 @@ class GaussianMixture(Landscape):
 # =========================================================================================
 # Rosenbrock
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rosenbrock_loss(x, p):
     # p = [a, b]
     s = 0.0
@@ -667,7 +667,7 @@ def _rosenbrock_loss(x, p):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rosenbrock_grad(x, p, out):
     d = x.shape[0]
     for i in range(d):
@@ -678,7 +678,7 @@ def _rosenbrock_grad(x, p, out):
         out[i + 1] += 2.0 * p[1] * r
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rosenbrock_laplacian(x, p):
     s = 0.0
     for i in range(x.shape[0] - 1):
@@ -814,7 +814,8 @@ class Custom(Landscape):
 
 
 def _jit(f):
-    return f if hasattr(f, "py_func") else njit(f)
+    # inline="always": the user's function is spliced into the kernel like the built-in ones.
+    return njit(inline="always")(getattr(f, "py_func", f))
 
 
 def _n_positional(f) -> int:
@@ -826,19 +827,19 @@ def _compile_custom(loss, grad, laplacian) -> dict:
     uloss = _jit(loss)
     ugrad = _jit(grad)
 
-    @njit
+    @njit(inline="always")
     def k_loss(x, p):
         return uloss(x)
 
     if _n_positional(grad) >= 2:
 
-        @njit
+        @njit(inline="always")
         def k_grad(x, p, out):
             ugrad(x, out)
 
     else:
 
-        @njit
+        @njit(inline="always")
         def k_grad(x, p, out):
             g = ugrad(x)
             for i in range(out.shape[0]):
@@ -847,7 +848,7 @@ def _compile_custom(loss, grad, laplacian) -> dict:
     if laplacian is not None:
         ulap = _jit(laplacian)
 
-        @njit
+        @njit(inline="always")
         def k_lap(x, p):
             return ulap(x)
 

@@ -74,7 +74,7 @@ class Noise:
 # =========================================================================================
 # Additive Gaussian
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gaussian_noise(x, g, p, data, batch, z, c, k0, k1, chain, step, scratch):
     # p = [d, (L / sqrt(B)) row-major], L the lower Cholesky factor of the per-example C.
     d = g.shape[0]
@@ -184,7 +184,7 @@ def _draw_normals(count, k0, k1, chain, step, out):
         out[2 * j + 1] = z1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mean_estimation_noise(x, g, p, data, batch, z, c, k0, k1, chain, step, scratch):
     # p = [mode, n, sigma (streamed), mean (d, streamed)]; data = examples (n, d).
     # Per-example gradient of 1/2 |x - a|^2 is x - a.
@@ -208,7 +208,7 @@ def _mean_estimation_noise(x, g, p, data, batch, z, c, k0, k1, chain, step, scra
         g[i] /= batch
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _linear_regression_noise(x, g, p, data, batch, z, c, k0, k1, chain, step, scratch):
     # p = [mode, n, input_std, noise_std, w* (d, streamed)]; data = [inputs | target] (n, d+1).
     # Per-example gradient of 1/2 (w.a - y)^2 is (w.a - y) a.

@@ -47,7 +47,7 @@ class Optimizer:
 
 
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sgd_update(x, g, s, lr, p, t):
     for i in range(x.shape[0]):
         x[i] -= lr * g[i]
@@ -88,7 +88,7 @@ class SGD(Optimizer):
 
 
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heavy_ball_update(x, g, s, lr, p, t):
     # p = [momentum, dampening, nesterov]; s = momentum buffer (d,)
     mu = p[0]
@@ -158,7 +158,7 @@ class HeavyBall(Optimizer):
 
 
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ema_momentum_update(x, g, s, lr, p, t):
     # p = [beta]; s = EMA of the gradient (d,), starting at 0
     beta = p[0]

@@ -314,10 +314,10 @@ def simulate(
                 for t0 in range(0, n_steps, steps_per_call):
                     t1 = min(n_steps, t0 + steps_per_call)
                     kern.run_segment(
-                        X, S, alive, np.uint64(t0), np.uint64(t1), np.uint64(c_lo), key0, key1, lrs,
-                        pl, pn, data, po, np.int64(batch_size), np.uint64(burn_in), np.uint64(thin),
+                        X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs,
+                        pl, pn, data, po, np.int64(batch_size), np.int64(burn_in), np.int64(thin),
                         np.int64(block), hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
-                        mom_view, trace_view, np.uint64(trace_every), traj, np.uint64(traj_every),
+                        mom_view, trace_view, np.int64(trace_every), traj, np.int64(traj_every),
                         center, bound, np.int64(scratch),
                     )
                     steps_done = t1

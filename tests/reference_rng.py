@@ -141,13 +141,14 @@ def _int53(wa, wb):
 
 
 def _calls(seed, chains, step, n):
+    """Words of calls 0..ceil(n/2)-1 of each chain, each of shape (len(chains), ceil(n/2))."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     ch = np.atleast_1d(_as_words(chains, "chains", bits=64))
     if ch.ndim != 1:
         raise ValueError("chains must be an int or a 1-D array")
     calls = np.arange((int(n) + 1) // 2, dtype=np.uint64)
-    return _words64(seed, ch[:, None], step, calls[None, :]), ch.shape[0]
+    return _words64(seed, ch[:, None], step, calls[None, :])
 
 
 def _interleave(a, b, n):
@@ -163,11 +164,18 @@ def ref_normals(seed, chains, step, n):
     Philox call ``j`` gives normals ``2j`` (cosine branch) and ``2j+1`` (sine branch); for odd
     ``n`` the last sine is dropped.
 
+    Parameters
+    ----------
+    seed : int in [0, 2**64)
+    chains : int or 1-D integer array-like, each in [0, 2**64)
+    step : int in [0, 2**32)
+    n : int >= 0
+
     Returns
     -------
     numpy.ndarray, shape (len(chains), n), float64
     """
-    (w0, w1, w2, w3), _ = _calls(seed, chains, step, n)
+    w0, w1, w2, w3 = _calls(seed, chains, step, n)
     u = (_int53(w0, w1) + 1.0) * TWO_M53
     v = _int53(w2, w3) * TWO_M53
     r = np.sqrt(-2.0 * np.log(u))
@@ -179,10 +187,11 @@ def ref_uniforms(seed, chains, step, n):
     """The first ``n`` 53-bit uniforms in [0, 1) of each chain's stream at ``step``.
 
     Philox call ``j`` gives uniforms ``2j`` (from ``w0, w1``) and ``2j+1`` (from ``w2, w3``).
+    Parameters as for ``ref_normals``.
 
     Returns
     -------
     numpy.ndarray, shape (len(chains), n), float64
     """
-    (w0, w1, w2, w3), _ = _calls(seed, chains, step, n)
+    w0, w1, w2, w3 = _calls(seed, chains, step, n)
     return _interleave(_int53(w0, w1) * TWO_M53, _int53(w2, w3) * TWO_M53, n)
