@@ -5,7 +5,7 @@ noise; their stationary histograms compared with the Gibbs law ``exp(-L/T)/Z``.
 """
 __version__ = "0.1.0"
 
-from . import landscapes, noise, optimizers, rng, schedules  # noqa: E402
+from . import gibbs, landscapes, noise, optimizers, rng, schedules, theory  # noqa: E402
 from .result import Estimate, SimulationResult, load  # noqa: E402
 from .simulate import available_backends, simulate  # noqa: E402
 
@@ -15,6 +15,8 @@ __all__ = [
     "optimizers",
     "schedules",
     "rng",
+    "gibbs",
+    "theory",
     "simulate",
     "available_backends",
     "SimulationResult",

@@ -246,15 +246,16 @@ class _DataSetNoise(Noise):
     adds_to_gradient = False
 
     @property
-    def streamed(self) -> bool:
+    def is_streamed(self) -> bool:
+        """True for fresh examples every step (the online regime), False for a finite data set."""
         return self.data is None
 
     @property
     def n_examples(self) -> float:
-        return math.inf if self.streamed else self.data.shape[0]
+        return math.inf if self.is_streamed else self.data.shape[0]
 
     def _mode(self) -> float:
-        if self.streamed:
+        if self.is_streamed:
             return _STREAMED
         return _REPLACE if self.replace else _NO_REPLACE
 
@@ -271,18 +272,18 @@ class _DataSetNoise(Noise):
                 f"{type(self).__name__} noise defines its own population loss; pass landscape=noise.landscape "
                 f"(a Quadratic with hessian {mine.hessian.tolist()} and center {mine.center.tolist()})"
             )
-        if not self.streamed and not self.replace and batch_size > self.data.shape[0]:
+        if not self.is_streamed and not self.replace and batch_size > self.data.shape[0]:
             raise ValueError(
                 f"batch_size must be in [1, {self.data.shape[0]}] (the data-set size) when sampling "
                 f"without replacement, got {batch_size}"
             )
 
     def kernel_data(self) -> np.ndarray:
-        return np.zeros((1, 1)) if self.streamed else np.ascontiguousarray(self._table())
+        return np.zeros((1, 1)) if self.is_streamed else np.ascontiguousarray(self._table())
 
     def scratch_size(self, dim: int, batch_size: int) -> int:
         per_example = dim + 1 if isinstance(self, LinearRegression) else dim
-        return batch_size * per_example + 2 if self.streamed else batch_size + 2
+        return batch_size * per_example + 2 if self.is_streamed else batch_size + 2
 
 
 @array_eq_dataclass
@@ -345,7 +346,7 @@ class MeanEstimation(_DataSetNoise):
 
     def per_example_covariance(self) -> np.ndarray:
         """``S``, the covariance of one example's gradient (state independent here)."""
-        if self.streamed:
+        if self.is_streamed:
             return self.sigma**2 * np.eye(self.mean.shape[0])
         r = self.data - self.data.mean(axis=0)
         return r.T @ r / self.data.shape[0]
@@ -353,7 +354,7 @@ class MeanEstimation(_DataSetNoise):
     def batch_covariance(self, batch_size: int) -> np.ndarray:
         """Covariance of the minibatch gradient noise, with the finite-population factor."""
         s = self.per_example_covariance() / batch_size
-        if not self.streamed and not self.replace:
+        if not self.is_streamed and not self.replace:
             n = self.data.shape[0]
             s = s * (n - batch_size) / (n - 1)
         return s
@@ -362,8 +363,8 @@ class MeanEstimation(_DataSetNoise):
         return self.data
 
     def kernel_params(self, dim: int, batch_size: int) -> np.ndarray:
-        mean = self.mean if self.streamed else np.zeros(dim)
-        n = 0.0 if self.streamed else self.data.shape[0]
+        mean = self.mean if self.is_streamed else np.zeros(dim)
+        n = 0.0 if self.is_streamed else self.data.shape[0]
         return np.concatenate([[self._mode(), n, self.sigma], mean])
 
 
@@ -443,6 +444,6 @@ class LinearRegression(_DataSetNoise):
         return np.column_stack([self.inputs, self.targets])
 
     def kernel_params(self, dim: int, batch_size: int) -> np.ndarray:
-        w = self.weights if self.streamed else np.zeros(dim)
-        n = 0.0 if self.streamed else self.inputs.shape[0]
+        w = self.weights if self.is_streamed else np.zeros(dim)
+        n = 0.0 if self.is_streamed else self.inputs.shape[0]
         return np.concatenate([[self._mode(), n, self.input_std, self.noise_std], w])

@@ -303,7 +303,7 @@ def simulate(
         for c_lo in range(0, n_chains, chunk):
             c_hi = min(n_chains, c_lo + chunk)
             nc = c_hi - c_lo
-            X = np.ascontiguousarray(x_init[c_lo:c_hi], dtype=dt)
+            X = np.array(x_init[c_lo:c_hi], dtype=dt, order="C", copy=True)  # never the user's array
             S = np.zeros((nc, max(ns * d, 1)), dt)
             alive = np.ones(nc, np.uint8)
             b_lo, b_hi = c_lo // block, -(-c_hi // block)
