@@ -220,7 +220,8 @@ class SimulationResult:
         if self.n_diverged:
             lines.append(f"  DIVERGED: {self.n_diverged:,} of {self.n_chains:,} chains (frozen, excluded)")
         if not self.complete:
-            lines.append(f"  INTERRUPTED after {self.config['steps_done']} of {self.config['n_steps']} steps")
+            total = self.n_chains * self.config["n_steps"]
+            lines.append(f"  INTERRUPTED after {self.config['chain_steps_done']:,} of {total:,} chain-steps")
         return "\n".join(lines)
 
     # -- persistence ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import numbers
 import platform
 import time
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -16,6 +17,7 @@ from .landscapes import Landscape
 from .noise import Gaussian, Noise
 from .optimizers import Optimizer
 from .result import SimulationResult
+from . import _checkpoint
 from .rng import seed_key
 from .schedules import Constant, Schedule
 
@@ -27,7 +29,12 @@ __all__ = ["simulate", "available_backends"]
 _TARGET_BLOCKS = 256
 # Chain-steps per kernel call: about 0.1 s of work at 2e8 chain-steps/s, so the progress bar
 # moves and Ctrl-C is answered promptly while the per-call overhead (~0.1 ms) stays < 0.1%.
+# At least 16 steps per call, so that with 10^8 chains the chain state (read and written once
+# per call) is not streamed through memory every step. The segment length depends on n_chains
+# and n_steps only -- never on the chunking -- so the order of every floating-point sum, and
+# hence the result, is bitwise the same however the chains are chunked.
 _STEPS_PER_CALL_BUDGET = 2**24
+_MIN_STEPS_PER_CALL = 16
 # State memory per chunk of chains (positions, optimizer state, alive flags).
 _CHUNK_BYTES = 512 * 2**20
 # Largest recorded-trajectory array we allocate without being asked twice.
@@ -166,6 +173,8 @@ def simulate(
     progress: bool = True,
     max_chunk: int | None = None,
     block: int | None = None,
+    checkpoint=None,
+    checkpoint_every: float = 60.0,
 ) -> SimulationResult:
     r"""Run ``n_chains`` independent chains of ``optimizer`` on ``landscape`` with minibatch ``noise``.
 
@@ -198,6 +207,12 @@ def simulate(
     progress : bool, show a progress bar
     max_chunk : int, optional, most chains held in memory at once (default: 512 MiB of state)
     block : int, optional, chains per statistics block (default: about 256 blocks)
+    checkpoint : path, optional
+        Resumable runs: the state is saved there every ``checkpoint_every`` seconds and when the
+        run is interrupted (Ctrl-C stops it at the next kernel-call boundary); calling
+        ``simulate`` again with the same arguments resumes from it, to the bitwise-same result.
+        The file is removed once the run completes.
+    checkpoint_every : float, seconds between checkpoints (default 60)
 
     Returns
     -------
@@ -252,7 +267,7 @@ def simulate(
     chunk = max_chunk if max_chunk is not None else max(1, _CHUNK_BYTES // bytes_per_chain)
     chunk = _int_arg("max_chunk", chunk, 1)
     chunk = max(block, (chunk // block) * block)
-    steps_per_call = max(1, min(n_steps, _STEPS_PER_CALL_BUDGET // n_chains))
+    steps_per_call = min(n_steps, max(_MIN_STEPS_PER_CALL, _STEPS_PER_CALL_BUDGET // n_chains))
 
     trace_every = max(1, -(-n_steps // trace_points))
     n_trace = -(-n_steps // trace_every)
@@ -289,29 +304,63 @@ def simulate(
     bound = float(landscape.divergence_radius)
     scratch = int(noise.scratch_size(d, batch_size))
 
+    acc = {"hist1": hist1, "hist2": hist2, "histL": histL, "hout": hout, "moments": moments, "trace": trace,
+           "traj": traj, "diverged": diverged, "final": final, "alive_all": alive_all}
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    tag = None
+    resume_pos, resume_chunk = {"chunk_start": 0, "step": 0}, None
+    if ckpt_path is not None:
+        settings = {
+            "landscape": landscape.describe(), "noise": noise.describe(), "optimizer": optimizer.describe(),
+            "schedule": schedule.describe(), "batch_size": batch_size, "n_chains": n_chains, "n_steps": n_steps,
+            "burn_in": burn_in, "thin": thin, "seed": int(seed), "dtype": dt.name, "block": block, "chunk": chunk,
+            "steps_per_call": steps_per_call, "edges": [e.tolist() for e in edges], "loss": [loss_lo, loss_hi],
+            "keep_final": keep_final, "k_traj": k_traj, "traj_every": traj_every, "trace_every": trace_every,
+            "version": __version__,
+        }
+        tag = _checkpoint.fingerprint(settings, np.asarray(x_init))
+        if ckpt_path.exists():
+            resume_pos, resume_chunk, saved = _checkpoint.load(ckpt_path, tag)
+            for k, v in saved.items():
+                if k in ("hist1", "hist2", "histL", "hout"):  # thread count may differ: fold into slot 0
+                    acc[k][...] = 0
+                    acc[k][0] = v.sum(axis=0)
+                else:
+                    acc[k][...] = v
+
+    chain_steps_done = resume_pos["chunk_start"] * n_steps + (
+        (min(n_chains, resume_pos["chunk_start"] + chunk) - resume_pos["chunk_start"]) * resume_pos["step"]
+        if resume_chunk is not None else 0
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_chains * n_steps, unit="chain-step", unit_scale=True,
+        bar = tqdm(total=n_chains * n_steps, initial=chain_steps_done, unit="chain-step", unit_scale=True,
                    desc=f"simulate [{backend}, {nt} threads]", leave=False)
     interrupted = False
-    steps_done_min = n_steps
-    chain_steps_done = 0
+    chain_steps_run = 0
     t_kernel = time.perf_counter()
+    t_saved = t_kernel
     try:
-        for c_lo in range(0, n_chains, chunk):
-            c_hi = min(n_chains, c_lo + chunk)
-            nc = c_hi - c_lo
-            X = np.array(x_init[c_lo:c_hi], dtype=dt, order="C", copy=True)  # never the user's array
-            S = np.zeros((nc, max(ns * d, 1)), dt)
-            alive = np.ones(nc, np.uint8)
-            b_lo, b_hi = c_lo // block, -(-c_hi // block)
-            mom_view = moments[b_lo:b_hi]
-            trace_view = trace[b_lo:b_hi]
-            steps_done = 0
-            try:
-                for t0 in range(0, n_steps, steps_per_call):
+        with _checkpoint.deferred_interrupt() as stop:
+            for c_lo in range(resume_pos["chunk_start"], n_chains, chunk):
+                c_hi = min(n_chains, c_lo + chunk)
+                nc = c_hi - c_lo
+                if resume_chunk is not None and c_lo == resume_pos["chunk_start"]:
+                    X, S, alive, t_first = resume_chunk["X"], resume_chunk["S"], resume_chunk["alive"], resume_pos["step"]
+                else:
+                    X = np.array(x_init[c_lo:c_hi], dtype=dt, order="C", copy=True)  # never the user's array
+                    S = np.zeros((nc, max(ns * d, 1)), dt)
+                    alive = np.ones(nc, np.uint8)
+                    t_first = 0
+                b_lo, b_hi = c_lo // block, -(-c_hi // block)
+                mom_view = moments[b_lo:b_hi]
+                trace_view = trace[b_lo:b_hi]
+                t_done = t_first
+                for t0 in range(t_first, n_steps, steps_per_call):
+                    if stop[0]:
+                        break
                     t1 = min(n_steps, t0 + steps_per_call)
                     kern.run_segment(
                         X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs,
@@ -320,28 +369,41 @@ def simulate(
                         mom_view, trace_view, np.int64(trace_every), traj, np.int64(traj_every),
                         center, bound, np.int64(scratch),
                     )
-                    steps_done = t1
+                    t_done = t1
                     chain_steps_done += nc * (t1 - t0)
+                    chain_steps_run += nc * (t1 - t0)
                     if bar is not None:
                         bar.update(nc * (t1 - t0))
-            finally:
-                steps_done_min = min(steps_done_min, steps_done)
+                    if ckpt_path is not None and t1 < n_steps and time.perf_counter() - t_saved > checkpoint_every:
+                        _checkpoint.save(ckpt_path, tag, {"chunk_start": c_lo, "step": t1},
+                                         {"X": X, "S": S, "alive": alive}, acc)
+                        t_saved = time.perf_counter()
+                if t_done < n_steps:  # stopped inside this chunk
+                    interrupted = True
+                    if ckpt_path is not None:
+                        _checkpoint.save(ckpt_path, tag, {"chunk_start": c_lo, "step": t_done},
+                                         {"X": X, "S": S, "alive": alive}, acc)
                 dead = alive == 0
                 np.add.at(diverged, (np.nonzero(dead)[0] + c_lo) // block, 1)
                 if keep_final:
                     final[c_lo:c_hi] = X
                     alive_all[c_lo:c_hi] = ~dead
-    except KeyboardInterrupt:
-        interrupted = True
-        warnings.warn(
-            f"simulate interrupted after {chain_steps_done:,} of {n_chains * n_steps:,} chain-steps; "
-            "the result holds the statistics gathered so far (result.complete is False)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+                if interrupted:
+                    break
     finally:
         if bar is not None:
             bar.close()
+    if interrupted:
+        how = f"; rerun the same call to resume from {ckpt_path}" if ckpt_path is not None else (
+            "; pass checkpoint=PATH to be able to resume")
+        warnings.warn(
+            f"simulate interrupted after {chain_steps_done:,} of {n_chains * n_steps:,} chain-steps; the result "
+            f"holds the statistics gathered so far (result.complete is False){how}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    elif ckpt_path is not None and ckpt_path.exists():
+        ckpt_path.unlink()  # the run is complete: its result supersedes the checkpoint
     elapsed_kernel = time.perf_counter() - t_kernel
 
     result = SimulationResult(
@@ -368,11 +430,11 @@ def simulate(
             "trajectory_every": traj_every,
             "threads": nt,
             "interrupted": interrupted,
-            "steps_done": steps_done_min if not interrupted else None,
             "chain_steps_done": chain_steps_done,
+            "resumed_from_checkpoint": resume_chunk is not None or resume_pos["chunk_start"] > 0,
             "elapsed_seconds": time.perf_counter() - t_start,
             "kernel_seconds": elapsed_kernel,
-            "chain_steps_per_second": chain_steps_done / elapsed_kernel if elapsed_kernel > 0 else math.nan,
+            "chain_steps_per_second": chain_steps_run / elapsed_kernel if elapsed_kernel > 0 else math.nan,
             "versions": {
                 "gibbs_sgd": __version__,
                 "numpy": np.__version__,

@@ -189,3 +189,52 @@ def test_user_arrays_are_not_mutated():
     assert noise.data[0, 0] == 0.0
     _run(init=init)
     assert np.array_equal(init, keep)
+
+
+def _interrupt_after(monkeypatch, calls):
+    """Deliver a real SIGINT to this process right after the kernel's ``calls``-th call."""
+    import os
+    import signal
+
+    from gibbs_sgd.kernels import cpu
+
+    kern = cpu.build(LAND, NOISE, OPT)
+    real = kern.run_segment
+    count = [0]
+
+    def wrapped(*args):
+        real(*args)
+        count[0] += 1
+        if count[0] == calls:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(kern, "run_segment", wrapped)
+
+
+@pytest.mark.parametrize("calls, chunk", [(1, 600), (3, 150)], ids=["mid-chunk", "between-chunks"])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, calls, chunk):
+    # 600 chains: a kernel call covers 2**24 // 600 = 27962 steps, so 40000 steps need two calls per chunk
+    kw = dict(n_steps=40_000, burn_in=1000, thin=50, max_chunk=chunk, trajectory_every=500)
+    whole = _run(**kw)
+    ckpt = tmp_path / "run.ckpt.npz"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, calls)
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            part = _run(checkpoint=ckpt, **kw)
+    assert not part.complete and ckpt.exists()
+    assert "INTERRUPTED" in part.summary()
+    resumed = _run(checkpoint=ckpt, **kw)
+    assert resumed.complete and resumed.config["resumed_from_checkpoint"]
+    _assert_same(whole, resumed)
+    assert not ckpt.exists()
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path, monkeypatch):
+    ckpt = tmp_path / "run.ckpt.npz"
+    kw = dict(n_steps=40_000, burn_in=1000, thin=50, trajectory_every=500)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.warns(RuntimeWarning):
+            _run(checkpoint=ckpt, **kw)
+    with pytest.raises(ValueError, match="different settings"):
+        _run(checkpoint=ckpt, seed=7, **kw)
