@@ -1,14 +1,198 @@
-"""Closed-form predictions: what temperature the lecture's small-learning-rate picture gives.
+r"""Exact and small-learning-rate predictions for linear optimizers on quadratics.
 
-This module grows into the exact finite-learning-rate theory (discrete Lyapunov equations for
-every linear optimizer on quadratics); here are the closed forms the engine is checked against.
+On :math:`L(\Phi) = \tfrac12(\Phi-c)^\top H(\Phi-c)` with additive minibatch noise
+:math:`\hat g = \nabla L + \xi`, :math:`\xi \sim \mathcal N(0, \Sigma)`, :math:`\Sigma = C/B`,
+every linear optimizer is a linear state-space recursion on :math:`z = (\Phi - c, \text{state})`,
+
+.. math:: z_{t+1} = A z_t + G \xi_t,
+
+(exactly, for every step after the first), so its stationary covariance :math:`P` solves the
+discrete Lyapunov equation :math:`P = A P A^\top + G \Sigma G^\top` whenever the spectral radius of
+:math:`A` is below 1. With :math:`\tau` the dampening:
+
+=================  ===========================================================  ======================
+optimizer          :math:`A`                                                     :math:`G`
+=================  ===========================================================  ======================
+SGD                :math:`I - \eta H`                                            :math:`-\eta I`
+heavy ball         :math:`[[I - \eta(1-\tau)H, -\eta\mu I], [(1-\tau)H, \mu I]]`  :math:`[-\eta(1-\tau); 1-\tau]`
+Nesterov           :math:`[[I - \eta(1+\mu)H, -\eta\mu^2 I], [H, \mu I]]`          :math:`[-\eta(1+\mu); 1]`
+EMA momentum       :math:`[[I - \eta(1-\beta)H, -\eta\beta I], [(1-\beta)H, \beta I]]`  :math:`[-\eta(1-\beta); 1-\beta]`
+=================  ===========================================================  ======================
+
+(the second block row is the optimizer's state: the momentum buffer or the gradient EMA).
+Stability, per eigenvalue :math:`\lambda` of :math:`H`: SGD :math:`\eta\lambda < 2`; heavy ball
+:math:`\eta(1-\tau)\lambda < 2(1+\mu)`; Nesterov :math:`\eta\lambda < 2(1+\mu)/(1+2\mu)`; EMA
+:math:`\eta(1-\beta)\lambda < 2(1+\beta)`.
+
+The small-learning-rate limit is the Ornstein-Uhlenbeck process
+:math:`d\Phi = -\eta_e H\Phi\,dt + \eta_e \Sigma^{1/2} dW` with the effective step
+:math:`\eta_e` (SGD and EMA :math:`\eta`; heavy ball :math:`\eta(1-\tau)/(1-\mu)`; Nesterov
+:math:`\eta/(1-\mu)`), whose covariance solves :math:`HP + PH = \eta_e\Sigma`; for isotropic
+:math:`C = \sigma^2 I` it is the Gibbs law :math:`P = T H^{-1}` with :math:`T = \eta_e\sigma^2/(2B)`.
+
+References: the lecture ("Temperature", "Heavy Ball Momentum", "EMA Momentum"); Mandt,
+Hoffman & Blei, "Stochastic gradient descent as approximate Bayesian inference" (JMLR 2017).
 """
 from __future__ import annotations
 
-from .noise import Gaussian
+import numpy as np
+from scipy import linalg
+
+from .landscapes import Quadratic
+from .noise import Gaussian, MeanEstimation, Noise
 from .optimizers import SGD, EMAMomentum, HeavyBall
 
-__all__ = ["small_lr_temperature", "sgd_stationary_variance_1d"]
+__all__ = [
+    "state_space",
+    "stationary_covariance",
+    "stationary_variance",
+    "small_lr_covariance",
+    "small_lr_temperature",
+    "effective_lr",
+    "sgd_stationary_variance_1d",
+    "UnstableError",
+]
+
+
+class UnstableError(ValueError):
+    """The linear iteration has no stationary law (spectral radius >= 1)."""
+
+
+def _hessian(landscape_or_hessian) -> np.ndarray:
+    if isinstance(landscape_or_hessian, Quadratic):
+        return np.array(landscape_or_hessian.hessian)
+    h = np.atleast_2d(np.asarray(landscape_or_hessian, dtype=np.float64))
+    if h.shape[0] != h.shape[1]:
+        raise ValueError(f"hessian must be square, got shape {h.shape}")
+    return h
+
+
+def _noise_cov(noise, dim: int) -> np.ndarray:
+    if isinstance(noise, Gaussian):
+        return noise.per_example_covariance(dim)
+    if isinstance(noise, MeanEstimation):  # state-independent data-set noise (with replacement)
+        if not noise.is_streamed and not noise.replace:
+            raise ValueError("pass noise.batch_covariance(B) * B for sampling without replacement")
+        return noise.per_example_covariance()
+    if isinstance(noise, Noise):
+        raise ValueError(f"{type(noise).__name__} noise depends on the state: no linear theory")
+    c = np.atleast_2d(np.asarray(noise, dtype=np.float64))
+    if c.shape != (dim, dim):
+        raise ValueError(f"noise covariance must have shape ({dim}, {dim}), got {c.shape}")
+    return c
+
+
+def effective_lr(optimizer) -> float:
+    """The step of the SGD that a linear optimizer reduces to at small learning rate."""
+    if isinstance(optimizer, (SGD, EMAMomentum)):
+        return optimizer.lr
+    if isinstance(optimizer, HeavyBall):
+        if optimizer.nesterov:
+            return optimizer.lr / (1.0 - optimizer.momentum)
+        return optimizer.lr * (1.0 - optimizer.dampening) / (1.0 - optimizer.momentum)
+    raise TypeError(f"{type(optimizer).__name__} is not a linear optimizer (SGD, HeavyBall, EMAMomentum)")
+
+
+def _stability_rule(optimizer) -> str:
+    if isinstance(optimizer, SGD):
+        return "lr * lambda_max(H) < 2"
+    if isinstance(optimizer, EMAMomentum):
+        return "lr * (1 - beta) * lambda_max(H) < 2 (1 + beta)"
+    if optimizer.nesterov:
+        return "lr * lambda_max(H) < 2 (1 + momentum) / (1 + 2 momentum)"
+    return "lr * (1 - dampening) * lambda_max(H) < 2 (1 + momentum)"
+
+
+def state_space(optimizer, hessian) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, G)`` of the recursion ``z' = A z + G xi`` for ``z = (Phi - c, state)``.
+
+    Parameters
+    ----------
+    optimizer : SGD, HeavyBall or EMAMomentum
+    hessian : array (d, d) or a :class:`~gibbs_sgd.landscapes.Quadratic`
+
+    Returns
+    -------
+    A : array (m, m), G : array (m, d), with m = d (SGD) or 2 d.
+    """
+    h = _hessian(hessian)
+    d = h.shape[0]
+    eye = np.eye(d)
+    lr = optimizer.lr
+    if isinstance(optimizer, SGD):
+        return eye - lr * h, -lr * eye
+    if isinstance(optimizer, EMAMomentum):
+        beta = optimizer.beta
+        a = np.block([[eye - lr * (1 - beta) * h, -lr * beta * eye], [(1 - beta) * h, beta * eye]])
+        g = np.vstack([-lr * (1 - beta) * eye, (1 - beta) * eye])
+        return a, g
+    if isinstance(optimizer, HeavyBall):
+        mu, tau = optimizer.momentum, optimizer.dampening
+        if optimizer.nesterov:
+            a = np.block([[eye - lr * (1 + mu) * h, -lr * mu * mu * eye], [h, mu * eye]])
+            g = np.vstack([-lr * (1 + mu) * eye, eye])
+        else:
+            a = np.block([[eye - lr * (1 - tau) * h, -lr * mu * eye], [(1 - tau) * h, mu * eye]])
+            g = np.vstack([-lr * (1 - tau) * eye, (1 - tau) * eye])
+        return a, g
+    raise TypeError(f"{type(optimizer).__name__} is not a linear optimizer (SGD, HeavyBall, EMAMomentum)")
+
+
+def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, include_state: bool = False) -> np.ndarray:
+    r"""Exact stationary covariance at finite learning rate (discrete Lyapunov equation).
+
+    Parameters
+    ----------
+    optimizer : SGD, HeavyBall or EMAMomentum
+    hessian : array (d, d), scalar, or a :class:`~gibbs_sgd.landscapes.Quadratic`
+    noise : :class:`~gibbs_sgd.noise.Gaussian`, or the per-example covariance ``C`` (d, d)
+    batch_size : int >= 1, ``Sigma = C / B``
+    include_state : bool
+        Return the covariance of the whole state ``(Phi, optimizer state)`` (2d x 2d for the
+        momentum methods; the state is PyTorch's momentum buffer or the gradient EMA).
+
+    Returns
+    -------
+    array (d, d), or (m, m) with ``include_state``
+
+    Raises
+    ------
+    UnstableError
+        When the iteration has no stationary law; the message states the stability bound.
+
+    Example
+    -------
+    >>> from gibbs_sgd.optimizers import SGD
+    >>> float(stationary_covariance(SGD(lr=0.5), 1.0, [[1.0]])[0, 0])  # 0.5 / (2 - 0.5)
+    0.3333333333333333
+    """
+    h = _hessian(hessian)
+    d = h.shape[0]
+    sigma = _noise_cov(noise, d) / batch_size
+    a, g = state_space(optimizer, h)
+    rho = float(np.max(np.abs(np.linalg.eigvals(a))))
+    if not rho < 1.0:
+        lam = np.linalg.eigvalsh(0.5 * (h + h.T))
+        raise UnstableError(
+            f"{type(optimizer).__name__} on this quadratic has no stationary law: spectral radius {rho:.6g} >= 1 "
+            f"(eigenvalues of H in [{lam.min():.6g}, {lam.max():.6g}]); stability needs {_stability_rule(optimizer)}"
+        )
+    p = linalg.solve_discrete_lyapunov(a, g @ sigma @ g.T)
+    p = 0.5 * (p + p.T)
+    return p if include_state else p[:d, :d]
+
+
+def stationary_variance(optimizer, curvature: float, noise_variance: float, batch_size: int = 1) -> float:
+    """1-D convenience: the exact stationary ``Var Phi`` on ``h Phi^2 / 2``."""
+    return float(stationary_covariance(optimizer, [[curvature]], [[noise_variance]], batch_size)[0, 0])
+
+
+def small_lr_covariance(optimizer, hessian, noise, batch_size: int = 1) -> np.ndarray:
+    r"""The small-learning-rate covariance: :math:`HP + PH = \eta_e C/B` (continuous Lyapunov)."""
+    h = _hessian(hessian)
+    sigma = _noise_cov(noise, h.shape[0]) / batch_size
+    p = linalg.solve_continuous_lyapunov(h, effective_lr(optimizer) * sigma)
+    return 0.5 * (p + p.T)
 
 
 def _isotropic_sigma2(noise) -> float:
@@ -18,12 +202,11 @@ def _isotropic_sigma2(noise) -> float:
 
 
 def small_lr_temperature(optimizer, noise, batch_size: int) -> float:
-    r"""The temperature of the small-learning-rate (Langevin) limit.
+    r"""The temperature of the small-learning-rate (Langevin) limit, :math:`T = \eta_e\sigma^2/(2B)`.
 
-    SGD and EMA momentum: :math:`T = \eta\sigma^2/(2B)`; heavy ball (PyTorch parametrisation,
-    dampening :math:`\tau`): :math:`T = \eta(1-\tau)\sigma^2 / (2B(1-\mu))`, the step of the
-    equivalent SGD being :math:`\eta(1-\tau)/(1-\mu)`. Valid when :math:`\eta h \ll 1` for every
-    curvature :math:`h` the chains see.
+    SGD and EMA momentum: :math:`\eta_e = \eta`; heavy ball (PyTorch parametrisation, dampening
+    :math:`\tau`): :math:`\eta_e = \eta(1-\tau)/(1-\mu)`; Nesterov :math:`\eta/(1-\mu)`. Valid when
+    :math:`\eta h \ll 1` for every curvature :math:`h` the chains see.
 
     Parameters
     ----------
@@ -38,14 +221,7 @@ def small_lr_temperature(optimizer, noise, batch_size: int) -> float:
     >>> small_lr_temperature(SGD(lr=0.1), Gaussian(sigma=1.0), batch_size=5)
     0.01
     """
-    s2 = _isotropic_sigma2(noise)
-    if isinstance(optimizer, (SGD, EMAMomentum)):
-        step = optimizer.lr
-    elif isinstance(optimizer, HeavyBall):
-        step = optimizer.lr * (1.0 - optimizer.dampening) / (1.0 - optimizer.momentum)
-    else:
-        raise TypeError(f"no small-learning-rate temperature for {type(optimizer).__name__}")
-    return step * s2 / (2.0 * batch_size)
+    return effective_lr(optimizer) * _isotropic_sigma2(noise) / (2.0 * batch_size)
 
 
 def sgd_stationary_variance_1d(lr: float, curvature: float, noise_variance: float, batch_size: int) -> float:
@@ -57,5 +233,5 @@ def sgd_stationary_variance_1d(lr: float, curvature: float, noise_variance: floa
     """
     a = lr * curvature
     if not 0 < a < 2:
-        raise ValueError(f"SGD on a quadratic is stable only for 0 < lr * curvature < 2, got {a}")
+        raise UnstableError(f"SGD on a quadratic is stable only for 0 < lr * curvature < 2, got {a}")
     return lr * noise_variance / (batch_size * curvature * (2.0 - a))
