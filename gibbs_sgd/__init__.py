@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 from . import gibbs, landscapes, noise, optimizers, rng, schedules, theory  # noqa: E402
 from .result import Estimate, SimulationResult, load  # noqa: E402
 from .simulate import available_backends, simulate  # noqa: E402
+from .gibbs import Gibbs  # noqa: E402
+from .fit import TemperatureFit, fit_temperature  # noqa: E402
 
 __all__ = [
     "landscapes",
@@ -22,4 +24,7 @@ __all__ = [
     "SimulationResult",
     "Estimate",
     "load",
+    "Gibbs",
+    "fit_temperature",
+    "TemperatureFit",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "GaussianMixture",
     "Rosenbrock",
     "Custom",
+    "from_description",
 ]
 
 # A chain further than this many box half-widths from the box centre has run away: at
@@ -872,3 +873,12 @@ def _compile_custom(loss, grad, laplacian) -> dict:
             return s
 
     return {"loss": k_loss, "grad": k_grad, "laplacian": k_lap}
+
+
+def from_description(desc: dict) -> Landscape | None:
+    """Rebuild a landscape from :meth:`Landscape.describe` (None for user landscapes)."""
+    cls = {c.__name__: c for c in (Quadratic, DoubleWell, Periodic, MuellerBrown, GaussianMixture, Rosenbrock)}
+    kind = desc.get("type")
+    if kind not in cls:
+        return None
+    return cls[kind](**{k: v for k, v in desc.items() if k != "type"})

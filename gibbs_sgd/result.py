@@ -61,6 +61,8 @@ class SimulationResult:
     diverged : int64 array (n_blocks,), diverged chains per block.
     trace_steps : int array (n_trace,), trace : float array (n_blocks, n_trace, 2)
         Per block, the sum of L over live chains and their count, at ``trace_steps``.
+    block_hist, block_loss_hist, block_outside : the histograms and outside counts per block
+        (n_blocks, ...), whose scatter gives standard errors of histogram densities.
     final : array (n_chains, d) or None (``keep_final=True``), in the run's dtype.
     alive : bool array (n_chains,) or None (with ``final``).
     trajectories : array (k, n_recorded, d) or None, trajectory_steps : int array.
@@ -78,14 +80,114 @@ class SimulationResult:
     diverged: np.ndarray
     trace_steps: np.ndarray
     trace: np.ndarray
+    block_hist: np.ndarray
+    block_loss_hist: np.ndarray
+    block_outside: np.ndarray
     final: np.ndarray | None = None
     alive: np.ndarray | None = None
     trajectories: np.ndarray | None = None
     trajectory_steps: np.ndarray | None = None
+    landscape: object = field(default=None, repr=False, compare=False)
     _layout: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self._layout = moment_layout(self.dim, len(self.config["state_names"]))
+        if self.landscape is None:
+            from .landscapes import from_description
+
+            self.landscape = from_description(self.config["landscape"])
+
+    @classmethod
+    def from_samples(cls, landscape, samples, *, bins=100, loss_range=None, n_blocks: int = 256) -> "SimulationResult":
+        """The statistics of given samples, laid out as a run's (to fit or compare them the same way).
+
+        Parameters
+        ----------
+        landscape : gibbs_sgd.landscapes.Landscape
+        samples : array (n_chains, n_per_chain, d), or (n, d) / (n,) for independent samples
+            Samples of one chain are treated as correlated; chains as independent.
+        bins, loss_range : as in :func:`gibbs_sgd.simulate`
+        n_blocks : int, blocks of chains for the standard errors (at most n_chains)
+
+        Example
+        -------
+        >>> import numpy as np, gibbs_sgd as gs
+        >>> land = gs.landscapes.Quadratic(1.0)
+        >>> x = gs.Gibbs(land, temperature=0.5).rvs(10_000, random_state=0)
+        >>> round(gs.fit_temperature(SimulationResult.from_samples(land, x)).temperature, 1)
+        0.5
+        """
+        from .simulate import _histogram_edges, _loss_range
+
+        d = landscape.dim
+        x = np.asarray(samples, dtype=np.float64)
+        if x.ndim == 1 and d == 1:
+            x = x[:, None, None]
+        elif x.ndim == 2:
+            x = x.reshape(-1, 1, d) if x.shape[-1] == d else None
+        if x is None or x.ndim != 3 or x.shape[-1] != d:
+            raise ValueError(f"samples must have shape (n_chains, n_per_chain, {d}) or (n, {d}), got {np.shape(samples)}")
+        n_chains, per, _ = x.shape
+        edges = _histogram_edges(landscape, bins)
+        lo, hi = _loss_range(landscape, edges, loss_range)
+        nbins = edges[0].shape[0] - 1
+        nbk = max(1, min(int(n_blocks), n_chains))
+        block = -(-n_chains // nbk)
+        nbk = -(-n_chains // block)
+        lay = moment_layout(d, 0)
+        flat = x.reshape(-1, d)
+        loss = landscape.loss(flat)
+        grad = landscape.grad(flat).reshape(-1, d)
+        lap = landscape.laplacian(flat)
+        folded = flat.copy()
+        if landscape.period is not None:
+            folded = edges[0][0] + np.mod(folded - edges[0][0], landscape.period)
+        chain_of = np.repeat(np.arange(n_chains), per)
+        blk = chain_of // block
+        moments = np.zeros((nbk, lay["n_columns"]))
+        cols = [np.ones_like(loss), loss, loss**2, lap, np.sum(grad**2, axis=1)]
+        cols += list((flat * grad).T) + list(grad.T) + list((grad**2).T) + list(flat.T)
+        cols += [flat[:, a] * flat[:, b] for a in range(d) for b in range(d)]
+        for j, c in enumerate(cols):
+            moments[:, j] = np.bincount(blk, weights=c, minlength=nbk)
+        bidx = [np.floor((folded[:, i] - edges[i][0]) / (edges[i][1] - edges[i][0])).astype(np.int64) for i in range(d)]
+        block_hist = np.zeros((nbk, d, nbins), np.int64)
+        block_out = np.zeros((nbk, d + 1, 2), np.int64)
+        for i in range(d):
+            inside = (bidx[i] >= 0) & (bidx[i] < nbins)
+            np.add.at(block_hist, (blk[inside], i, bidx[i][inside]), 1)
+            np.add.at(block_out, (blk[bidx[i] < 0], i, 0), 1)
+            np.add.at(block_out, (blk[bidx[i] >= nbins], i, 1), 1)
+        lidx = np.floor((loss - lo) * nbins / (hi - lo)).astype(np.int64)
+        block_loss = np.zeros((nbk, nbins), np.int64)
+        inside = (lidx >= 0) & (lidx < nbins)
+        np.add.at(block_loss, (blk[inside], lidx[inside]), 1)
+        np.add.at(block_out, (blk[lidx < 0], d, 0), 1)
+        np.add.at(block_out, (blk[lidx >= nbins], d, 1), 1)
+        hist2d = None
+        if d == 2:
+            both = np.all([(b >= 0) & (b < nbins) for b in bidx], axis=0)
+            hist2d = np.zeros((nbins, nbins), np.int64)
+            np.add.at(hist2d, (bidx[0][both], bidx[1][both]), 1)
+        # a trace with one point per sample index, all in the "sampling window"
+        trace = np.zeros((nbk, per, 2))
+        for j in range(per):
+            trace[:, j, 0] = np.bincount(blk[j::per], weights=loss[j::per], minlength=nbk)
+            trace[:, j, 1] = np.bincount(blk[j::per], minlength=nbk)
+        config = {
+            "landscape": landscape.describe(), "noise": {"type": "samples"}, "optimizer": {"type": "samples"},
+            "schedule": {"type": "none"}, "state_names": [], "dim": d, "batch_size": 1, "n_chains": n_chains,
+            "n_steps": per, "burn_in": 0, "thin": 1, "seed": None, "backend": "samples", "dtype": "float64",
+            "block": block, "loss_range": [lo, hi], "chain_steps_per_second": float("nan"),
+            "elapsed_seconds": 0.0, "interrupted": False, "chain_steps_done": n_chains * per,
+        }
+        return cls(
+            config=config, hist_edges=edges, hist=block_hist.sum(axis=0), hist2d=hist2d,
+            loss_edges=np.linspace(lo, hi, nbins + 1), loss_hist=block_loss.sum(axis=0), outside=block_out.sum(axis=0),
+            moments=moments, block_chains=np.minimum(block, n_chains - np.arange(nbk) * block).astype(np.int64),
+            diverged=np.zeros(nbk, np.int64), trace_steps=np.arange(per), trace=trace, block_hist=block_hist,
+            block_loss_hist=block_loss, block_outside=block_out, landscape=landscape,
+        )
 
     # -- basic facts ----------------------------------------------------------------------
     @property
@@ -230,7 +332,7 @@ class SimulationResult:
         path = Path(path)
         arrays = {}
         for f in fields(self):
-            if f.name.startswith("_") or f.name == "config":
+            if f.name.startswith("_") or f.name in ("config", "landscape"):
                 continue
             v = getattr(self, f.name)
             if v is None:
@@ -257,7 +359,7 @@ def load(path) -> SimulationResult:
         cfg = meta["config"]
         kw = {}
         for f in fields(SimulationResult):
-            if f.name.startswith("_") or f.name == "config":
+            if f.name.startswith("_") or f.name in ("config", "landscape"):
                 continue
             if f.name == "hist_edges":
                 kw[f.name] = [z[f"hist_edges_{i}"] for i in range(int(cfg["dim"]))]

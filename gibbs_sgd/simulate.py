@@ -281,10 +281,10 @@ def simulate(
     kern = cpu_kernels.build(landscape, noise, optimizer)
     nt = numba.get_num_threads()
     nb = edges[0].shape[0] - 1
-    hist1 = np.zeros((nt, d, nb), np.int64)
+    hist1 = np.zeros((n_blocks, d, nb), np.int64)
     hist2 = np.zeros((nt, nb, nb) if d == 2 else (nt, 1, 1), np.int64)
-    histL = np.zeros((nt, nb), np.int64)
-    hout = np.zeros((nt, d + 1, 2), np.int64)
+    histL = np.zeros((n_blocks, nb), np.int64)
+    hout = np.zeros((n_blocks, d + 1, 2), np.int64)
     moments = np.zeros((n_blocks, layout["n_columns"]))
     trace = np.zeros((n_blocks, n_trace, 2))
     traj = np.full((k_traj, n_rec, d), np.nan) if k_traj else np.zeros((0, 1, d))
@@ -322,7 +322,7 @@ def simulate(
         if ckpt_path.exists():
             resume_pos, resume_chunk, saved = _checkpoint.load(ckpt_path, tag)
             for k, v in saved.items():
-                if k in ("hist1", "hist2", "histL", "hout"):  # thread count may differ: fold into slot 0
+                if k == "hist2":  # per thread, and the thread count may differ: fold into slot 0
                     acc[k][...] = 0
                     acc[k][0] = v.sum(axis=0)
                 else:
@@ -365,7 +365,8 @@ def simulate(
                     kern.run_segment(
                         X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs,
                         pl, pn, data, po, np.int64(batch_size), np.int64(burn_in), np.int64(thin),
-                        np.int64(block), hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
+                        np.int64(block), hlo, hinv, hper, lossr, hist1[b_lo:b_hi], hist2, histL[b_lo:b_hi],
+                        hout[b_lo:b_hi],
                         mom_view, trace_view, np.int64(trace_every), traj, np.int64(traj_every),
                         center, bound, np.int64(scratch),
                     )
@@ -449,6 +450,9 @@ def simulate(
         loss_edges=np.linspace(loss_lo, loss_hi, nb + 1),
         loss_hist=histL.sum(axis=0),
         outside=hout.sum(axis=0),
+        block_hist=hist1,
+        block_loss_hist=histL,
+        block_outside=hout,
         moments=moments,
         block_chains=np.minimum(block, n_chains - np.arange(n_blocks) * block).astype(np.int64),
         diverged=diverged,
@@ -458,6 +462,7 @@ def simulate(
         alive=alive_all,
         trajectories=traj if k_traj else None,
         trajectory_steps=np.arange(n_rec) * traj_every if k_traj else None,
+        landscape=landscape,
     )
     if result.n_diverged:
         warnings.warn(

@@ -18,7 +18,9 @@ Work decomposition (what makes results independent of threads and chunking):
   a whole block, so the block's moment sums are added in a fixed order;
 * a block is processed in tiles of :data:`TILE` chains: for each step the tile's normals are
   drawn in one loop over chains (Philox + Box-Muller), then each chain takes its step;
-* histograms are per thread (integer counts, so their total is order independent).
+* the per-coordinate and loss histograms are kept per block too (their scatter over blocks
+  gives the design effect of the goodness-of-fit test); the joint 2-D histogram is kept per
+  thread (integer counts, so its total is order independent).
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data, po, batc
                 burn_in, thin, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
                 mom, trace, trace_every, traj, traj_every, center, bound, scratch_size):
     n = X.shape[0]
-    nt = hist1.shape[0]
+    nt = hist2.shape[0]
     nb = hist1.shape[2]
     nb2 = hist2.shape[1]
     nbl = histL.shape[1]
@@ -71,10 +73,7 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data, po, batc
         zv = np.empty(MZ)
         acc = np.empty(NACC)
         bins = np.empty(D, np.int64)
-        h_1 = hist1[tid]
         h_2 = hist2[tid]
-        h_l = histL[tid]
-        h_out = hout[tid]
         Z = np.zeros((2 * NCALLS + 2, TILE))
         U = np.empty(TILE)
         V = np.empty(TILE)
@@ -84,6 +83,9 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data, po, batc
         ts = np.zeros((TILE, NSD), S.dtype)
         ta = np.empty(TILE, np.uint8)
         for b in range(tid, nblk, nt):
+            h_1 = hist1[b]
+            h_l = histL[b]
+            h_out = hout[b]
             lo_c = b * block
             hi_c = min(n, lo_c + block)
             for c0 in range(lo_c, hi_c, TILE):
