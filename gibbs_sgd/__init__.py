@@ -10,6 +10,7 @@ from .result import Estimate, SimulationResult, load  # noqa: E402
 from .simulate import available_backends, simulate  # noqa: E402
 from .gibbs import Gibbs  # noqa: E402
 from .fit import TemperatureFit, fit_temperature  # noqa: E402
+from .sweep import SweepTable, sweep  # noqa: E402
 
 __all__ = [
     "landscapes",
@@ -27,4 +28,6 @@ __all__ = [
     "Gibbs",
     "fit_temperature",
     "TemperatureFit",
+    "sweep",
+    "SweepTable",
 ]
