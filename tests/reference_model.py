@@ -40,6 +40,13 @@ Optimizers (``torch.optim`` semantics):
   ``buf = g`` at ``t = 0``, else ``buf = mu buf + (1 - tau) g``;
   ``x -= lr (g + mu buf)`` (nesterov) or ``x -= lr buf``.
 * ``EMAMomentum``: ``m = beta m + (1 - beta) g`` (``m = 0`` before step 0); ``x -= lr m``.
+* ``RMSprop``: ``v = alpha v + (1 - alpha) g^2``; centered: ``gbar = alpha gbar + (1 - alpha) g``,
+  ``a = sqrt(v - gbar^2) + eps``, else ``a = sqrt(v) + eps``; with momentum ``buf = mu buf + g / a``,
+  ``x -= lr buf``, else ``x -= lr g / a``.
+* ``Adam``: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` (amsgrad: ``vmax = max(vmax, v)``
+  used for ``v``); torch: ``x -= lr / (1 - b1^k) m / (sqrt(v / (1 - b2^k)) + eps)`` with ``k = t + 1``;
+  "none": ``x -= lr m / (sqrt(v) + eps)``; "running": the EMA weights ``1 - b`` replaced by
+  ``1 / min(k, 1 / (1 - b))``, no other correction.
 
 ``dtype=np.float32`` emulates a run whose state (``x`` and the optimizer's state) is *stored*
 in float32: all arithmetic is float64 from the stored values, and the results are rounded to
@@ -286,6 +293,37 @@ def _optimizer_step(opt, x, state, g, lr, t, store):
         beta = float(opt.beta)
         m = store(beta * state + (1.0 - beta) * g)
         return store(x - lr * m), m
+    if kind == "RMSprop":
+        v, buf, gbar = state
+        alpha, eps, mu = float(opt.alpha), float(opt.eps), float(opt.momentum)
+        v = store(alpha * v + (1.0 - alpha) * g * g)
+        if opt.centered:
+            gbar = store(alpha * gbar + (1.0 - alpha) * g)
+            a = np.sqrt(v - gbar * gbar) + eps
+        else:
+            a = np.sqrt(v) + eps
+        if mu > 0:
+            buf = store(mu * buf + g / a)
+            return store(x - lr * buf), [v, buf, gbar]
+        return store(x - lr * g / a), [v, buf, gbar]
+    if kind == "Adam":
+        m, v, vmax = state
+        b1, b2 = (float(b) for b in opt.betas)
+        k = t + 1.0
+        if opt.bias_correction == "running":
+            w1, w2 = 1.0 / min(k, 1.0 / (1.0 - b1)), 1.0 / min(k, 1.0 / (1.0 - b2))
+        else:
+            w1, w2 = 1.0 - b1, 1.0 - b2
+        m = store((1.0 - w1) * m + w1 * g)
+        v = store((1.0 - w2) * v + w2 * g * g)
+        if opt.amsgrad:
+            vmax = store(np.maximum(vmax, v))
+        vv = vmax if opt.amsgrad else v
+        if opt.bias_correction == "torch":
+            step = lr / (1.0 - b1**k) * m / (np.sqrt(vv / (1.0 - b2**k)) + float(opt.eps))
+        else:
+            step = lr * m / (np.sqrt(vv) + float(opt.eps))
+        return store(x - step), [m, v, vmax]
     raise NotImplementedError(f"no reference for optimizer {kind}")
 
 
@@ -320,7 +358,7 @@ def reference_trajectory(landscape, optimizer, noise, batch_size, seed, n_steps,
         return np.asarray(v, dtype=np.float64).astype(dt).astype(np.float64)
 
     x = store(np.broadcast_to(np.asarray(init, dtype=np.float64).reshape(-1, d), (k, d)).copy())
-    state = np.zeros((k, d))
+    state = [np.zeros((k, d)) for _ in range(3)] if _kind(optimizer) in ("RMSprop", "Adam") else np.zeros((k, d))
     lrs = float(optimizer.lr) * ref_lr_factors(schedule, n_steps)
     out = np.empty((k, n_steps, d))
     for t in range(n_steps):
