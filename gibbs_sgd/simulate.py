@@ -362,8 +362,8 @@ def simulate(
                     if stop[0]:
                         break
                     t1 = min(n_steps, t0 + steps_per_call)
-                    kern.run_segment(
-                        X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs,
+                    cpu_kernels.parallel_call(
+                        kern.run_segment, nt, X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs,
                         pl, pn, data, po, np.int64(batch_size), np.int64(burn_in), np.int64(thin),
                         np.int64(block), hlo, hinv, hper, lossr, hist1[b_lo:b_hi], hist2, histL[b_lo:b_hi],
                         hout[b_lo:b_hi],
