@@ -1,0 +1,146 @@
+"""Which batch-size rule keeps the temperature independent of B: SGD, decoupled Adam, square-root Adam.
+
+The lecture: with lr = B eta0, SGD's temperature "is essentially determined by eta0
+independent of B"; its decoupled Adam (1 - beta = min(1, B/N0), eps = eps0 sqrt(B),
+lr = eps B eta0) should have a temperature that "depends primarily on eta0" and "converges to
+vanilla SGD as eps0 -> infinity". Beside it, the published square-root rule (lr x sqrt(kappa),
+1 - beta x kappa, eps / sqrt(kappa)). All on the same 1-D quadratic (h = 1) with per-example
+Gaussian noise (sigma = 1), B = 1 .. 1024; T fitted with its 95% CI at every point.
+
+    python validation/adam_batch_size.py [--quick]
+"""
+import math
+
+import numpy as np
+
+import gibbs_sgd as gs
+from gibbs_sgd.validation import Row, finish, fmt, options
+
+H, SIGMA = 1.0, 1.0
+ETA0 = 2e-4  # SGD at B = 1024 has lr h = 0.2: inside the stable range, with a visible finite-lr effect
+EPS0 = [0.01, 0.1, 1.0, 10.0]  # decoupled Adam: from eps << noise (sqrt v ~ sigma/sqrt B) to eps >> noise
+N_G0, N_S0 = 10.0, 1000.0
+SQRT_REF = gs.optimizers.Adam(lr=ETA0, betas=(0.9, 0.999), eps=0.1, bias_correction="running")
+SIZES = {"full": dict(n_chains=100_000, batches=[2**k for k in range(11)], max_steps=60_000),
+         "quick": dict(n_chains=4_000, batches=[1, 4, 16, 64, 256, 1024], max_steps=30_000),
+         "tiny": dict(n_chains=500, batches=[4, 64], max_steps=3_000)}
+
+
+def _adam_lr_eff(opt, batch):
+    """Small-lr effective SGD step of Adam in the noise-dominated regime: sqrt(v) ~ sigma/sqrt(B)."""
+    return opt.lr / (SIGMA / math.sqrt(batch) + opt.eps)
+
+
+def _series(name, make, batches, size, seed):
+    """Fit T at every B; each point runs ~8 relaxation times 1/(lr_eff h), or is reported skipped."""
+    rows = []
+    for b in batches:
+        opt = make(b)
+        lr_eff = opt.lr if isinstance(opt, gs.optimizers.SGD) else _adam_lr_eff(opt, b)
+        tau = 1.0 / (lr_eff * H)
+        steps = int(min(size["max_steps"], max(400, 8 * tau)))
+        t_guess = lr_eff * SIGMA**2 / (2 * b)
+        sd = math.sqrt(t_guess / H)
+        row = {"series": name, "batch_size": b, "lr": opt.lr, "tau": tau, "n_steps": steps}
+        if 8 * tau > size["max_steps"]:
+            row.update(temperature=math.nan, ci_lo=math.nan, ci_hi=math.nan,
+                       verdict=f"skipped: relaxation time {tau:.3g} steps exceeds the budget")
+            rows.append(row)
+            continue
+        land = gs.landscapes.Quadratic(H, box=[[-8 * sd, 8 * sd]])
+        init = np.random.default_rng(seed + b).normal(0.0, sd, size=(size["n_chains"], 1))
+        run = gs.simulate(land, opt, noise=gs.noise.Gaussian(SIGMA), batch_size=b, n_chains=size["n_chains"],
+                          n_steps=steps, burn_in=steps // 2, thin=max(1, steps // 2000), init=init,
+                          seed=seed + 7919 * b, progress=False)
+        fit = gs.fit_temperature(run)
+        row.update(temperature=fit.temperature, ci_lo=fit.ci[0], ci_hi=fit.ci[1], verdict=fit.verdict,
+                   n_diverged=run.n_diverged)
+        rows.append(row)
+    return rows
+
+
+def _flat_range(rows, tol=0.05):
+    """Largest B up to which T stays within tol of T(smallest B), both CIs included."""
+    ok = [r for r in rows if np.isfinite(r["temperature"])]
+    if len(ok) < 2:
+        return None, math.nan
+    ref = ok[0]["temperature"]
+    last = ok[0]["batch_size"]
+    worst = 0.0
+    for r in ok:
+        dev = max(abs(r["ci_lo"] / ref - 1), abs(r["ci_hi"] / ref - 1))
+        if dev > tol:
+            break
+        last = r["batch_size"]
+    for r in ok:
+        worst = max(worst, abs(r["temperature"] / ref - 1))
+    return last, worst
+
+
+def main(argv=None):
+    args = options(__doc__, argv)
+    size = SIZES[args.mode]
+    batches = size["batches"]
+    series = {"SGD, lr = B eta0": _series("sgd", lambda b: gs.optimizers.SGD.scaled(ETA0, b), batches, size, args.seed)}
+    for e0 in EPS0:
+        series[f"decoupled Adam, eps0 = {e0:g}"] = _series(
+            f"decoupled eps0={e0:g}", lambda b, e0=e0: gs.optimizers.Adam.decoupled(ETA0, b, N_G0, N_S0, e0), batches,
+            size, args.seed)
+    series["Adam, square-root rule"] = _series("sqrt", lambda b: SQRT_REF.sqrt_scaled(1, b), batches, size, args.seed)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    summary = []
+    for k, (label, rows) in enumerate(series.items()):
+        ok = [r for r in rows if np.isfinite(r["temperature"])]
+        if not ok:
+            summary.append(f"{label}: no point equilibrates within the budget")
+            continue
+        b = np.array([r["batch_size"] for r in ok], float)
+        t = np.array([r["temperature"] for r in ok])
+        err = [t - [r["ci_lo"] for r in ok], [r["ci_hi"] for r in ok] - t]
+        ax.errorbar(b, t, yerr=err, fmt="o-", ms=4, lw=1, capsize=2, color=f"C{k}", label=label)
+        last, worst = _flat_range(rows)
+        skipped = [r["batch_size"] for r in rows if not np.isfinite(r["temperature"])]
+        summary.append(f"{label}: T(B={ok[0]['batch_size']}) = {fmt(t[0], (err[1][0] + err[0][0]) / 2)}, "
+                       f"within 5% up to B = {last}, largest deviation {worst:.0%}"
+                       + (f" (B = {skipped} not equilibrated within the budget)" if skipped else ""))
+    bb = np.geomspace(min(batches), max(batches), 200)
+    ax.plot(bb, ETA0 * SIGMA**2 / (2 - bb * ETA0 * H), "k--", lw=0.8, label="SGD exact: $\\eta_0\\sigma^2/(2-B\\eta_0 h)$")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("fitted temperature T (95% CI)")
+    ax.set_title("T against B: SGD with lr = B$\\eta_0$, decoupled Adam, square-root Adam", fontsize=9)
+    ax.legend(fontsize=7)
+
+    flat, partial = [], []
+    for label, rows in series.items():
+        last, worst = _flat_range(rows)
+        complete = all(np.isfinite(r["temperature"]) for r in rows)
+        if last == max(batches) and complete:
+            flat.append(label)
+        else:
+            partial.append(f"{label} (flat up to B = {last})" if last else f"{label} (not measured)")
+    verdict = (f"T independent of B within 5% over B = {min(batches)}..{max(batches)} for: "
+               f"{', '.join(flat) if flat else 'no rule'}; not for: {', '.join(partial) if partial else 'none'}")
+    row = Row(
+        name="adam_batch_size",
+        claim="Decoupled Adam: \"temperature should depend primarily on eta0 independent of the other parameters\"; "
+              "with eta = B eta0, SGD's temperature is independent of B",
+        setup=f"1-D quadratic h = {H}, Gaussian per-example noise sigma = {SIGMA}, eta0 = {ETA0}, N_g0 = {N_G0:g}, "
+              f"N_s0 = {N_S0:g}, eps0 in {EPS0}; square-root rule from lr = {SQRT_REF.lr}, eps = {SQRT_REF.eps} at B = 1; "
+              f"B = {batches}; {size['n_chains']:,} chains per point, ~8 relaxation times",
+        result="; ".join(summary),
+        verdict=verdict,
+        details={k: v for k, v in series.items()},
+    )
+    finish(args, row, fig)
+
+
+if __name__ == "__main__":
+    main()
