@@ -9,6 +9,14 @@ where ``call`` numbers the Philox calls a chain makes within one step. Nothing e
 (not the number of chains, the chunking, the thread count or the backend), which is what
 makes a chain's trajectory reproducible bit for bit under any layout.
 
+The Gaussian-noise stream (:func:`gaussian_normals`) shares each call between the two chains
+of a *pair*: the ``k``-th normal of chain ``i`` at a step is half ``i mod 2`` of call ``k`` of
+"chain" ``i div 2`` (the pair index takes the chain's place in the counter). Every normal
+drawn is used -- one call per dimension per pair, so a 1-D chain costs half a Philox call and
+half a Box-Muller transform per step instead of a whole one whose second normal is thrown
+away -- and the stream is still a function of (seed, chain, step) alone. Data-set noise draws
+per chain (counter chain word = the chain itself).
+
 Philox4x32-10 is the counter-based generator of Salmon et al., "Parallel random numbers: as
 easy as 1, 2, 3" (SC'11), also cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10``. Ten rounds is
 the authors' recommended count: seven already pass BigCrush; the three extra rounds are the
@@ -49,6 +57,7 @@ __all__ = [
     "seed_key",
     "normals",
     "uniforms",
+    "gaussian_normals",
     "MAX_SEED",
 ]
 
@@ -346,3 +355,26 @@ def uniforms(seed, chains, step: int, n: int) -> np.ndarray:
     out = np.empty((ch.shape[0], n), dtype=np.float64)
     _fill_uniforms(k0, k1, ch, np.uint64(step), n, out)
     return out
+
+
+def gaussian_normals(seed, chains, step: int, n: int) -> np.ndarray:
+    """The ``n`` normals chain ``i`` uses at ``step`` under Gaussian noise (the pair layout).
+
+    Normal ``k`` of chain ``i`` is normal ``2k + (i mod 2)`` of :func:`normals` of the pair
+    ``i div 2``: both chains of a pair share Philox call ``k``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(chains), n), float64
+
+    Example
+    -------
+    >>> z = gaussian_normals(0, [4, 5], step=0, n=1)
+    >>> bool(z[0, 0] == normals(0, [2], 0, 2)[0, 0] and z[1, 0] == normals(0, [2], 0, 2)[0, 1])
+    True
+    """
+    ch = _chains_array(chains)
+    n = _check_counter("n", n, 2**32)
+    pairs = normals(seed, ch // np.uint64(2), step, 2 * n)
+    half = (ch % np.uint64(2)).astype(np.int64)
+    return pairs[np.arange(ch.shape[0])[:, None], 2 * np.arange(n)[None, :] + half[:, None]]

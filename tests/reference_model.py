@@ -19,7 +19,7 @@ counter ``(t, call, c mod 2**32, c div 2**32)``; call ``j`` gives normals (or un
 
 Noise models (``B`` the batch size):
 
-* ``Gaussian``: ``g = grad L(x) + chol(C) z / sqrt(B)``, ``z`` the first ``d`` normals,
+* ``Gaussian``: ``g = grad L(x) + chol(C) z / sqrt(B)``, ``z`` the chain's ``d`` normals in the pair layout,
   ``C = sigma**2 I`` or the given covariance.
 * ``MeanEstimation`` (per-example loss ``|x - a|^2 / 2``, gradient ``x - a``) and
   ``LinearRegression`` (per-example loss ``(w.a - y)^2 / 2``, gradient ``(w.a - y) a``): the
@@ -234,7 +234,11 @@ def ref_gradient_estimate(land, noise, batch, seed, chains, step, x) -> np.ndarr
             chol = np.linalg.cholesky(np.asarray(noise.covariance, dtype=np.float64))
         else:
             chol = float(noise.sigma) * np.eye(d)
-        z = ref_normals(seed, chains, step, d)
+        # the pair layout: normal k of chain i is half (i mod 2) of call k of pair i div 2
+        chains = np.asarray(chains, dtype=np.uint64)
+        pair = ref_normals(seed, chains // np.uint64(2), step, 2 * d)
+        half = (chains % np.uint64(2)).astype(np.int64)
+        z = pair[np.arange(len(chains))[:, None], 2 * np.arange(d)[None, :] + half[:, None]]
         return ref_grad(land, x) + (z @ chol.T) / math.sqrt(batch)
     if kind == "MeanEstimation":
         if noise.data is None:  # streamed: example b = mean + sigma * normals[b*d : b*d + d]

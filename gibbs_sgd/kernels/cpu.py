@@ -55,14 +55,30 @@ D = {D}
 NS = {NS}
 NSD = {NSD}
 NZ = {NZ}
-NCALLS = {NCALLS}
 TILE = {TILE}
 ADDS = {ADDS}
 NACC = {NACC}
 MZ = {MZ}
 
 
-@njit(cache={CACHE}, error_model="numpy", nogil=True)
+@njit(cache={CACHE}, error_model="numpy", nogil=True, inline="always", fastmath={{"contract"}})
+def draw_tile(Z, first, nc, t, k0, k1, U, V, ZA, ZB, IB):
+    """Z[k, c] = normal k of chain first + c at step t: Philox call k of its pair, one half each."""
+    p0 = first // 2
+    npairs = (first + nc - 1) // 2 - p0 + 1
+    off = first & 1
+    for k in range(NZ):
+        for q in range(npairs):
+            w0, w1, w2, w3 = stream_words(k0, k1, p0 + q, t, k)
+            U[q] = open_uniform(w0, w1)
+            V[q] = half_open_uniform(w2, w3)
+        box_muller_tile(U, V, ZA, ZB, IB, npairs)
+        for c in range(0, nc):
+            q = (c + off) >> 1
+            Z[k, c] = ZB[q] if (c + off) & 1 else ZA[q]
+
+
+@njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}})
 def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data, po, batch,
                 burn_in, thin, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
                 mom, trace, trace_every, traj, traj_every, center, bound, scratch_size):
@@ -78,10 +94,12 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data,
     acc = np.empty(NACC)
     bins = np.empty(D, np.int64)
     h_2 = hist2[tid]
-    Z = np.zeros((2 * NCALLS + 2, TILE))
-    U = np.empty(TILE)
-    V = np.empty(TILE)
-    IB = np.empty(TILE, np.int64)
+    Z = np.zeros((max(NZ, 1), TILE))
+    U = np.empty(TILE // 2 + 1)
+    V = np.empty(TILE // 2 + 1)
+    ZA = np.empty(TILE // 2 + 1)
+    ZB = np.empty(TILE // 2 + 1)
+    IB = np.empty(TILE // 2 + 1, np.int64)
     scratch = np.empty(scratch_size)
     tx = np.empty((TILE, D), X.dtype)
     ts = np.zeros((TILE, NSD), S.dtype)
@@ -102,12 +120,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data,
                     ts[c, i] = S[c0 + c, i]
             for t in range(t0, t1):
                 lr = lrs[t]
-                for j in range(NCALLS):
-                    for c in range(nc):
-                        w0, w1, w2, w3 = stream_words(k0, k1, chain0 + c0 + c, t, j)
-                        U[c] = open_uniform(w0, w1)
-                        V[c] = half_open_uniform(w2, w3)
-                    box_muller_tile(U, V, Z[2 * j], Z[2 * j + 1], IB, nc)
+                draw_tile(Z, chain0 + c0, nc, t, k0, k1, U, V, ZA, ZB, IB)
                 # the step: minibatch gradient, update, divergence check (the hot loop)
                 for c in range(nc):
                     if ta[c] == 0:
@@ -219,25 +232,22 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data,
                     S[c0 + c, i] = ts[c, i]
 
 
-@njit(cache={CACHE}, error_model="numpy", nogil=True)
+@njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}})
 def rng_only(tid, nt, n, t0, t1, chain0, k0, k1, out):
     """The kernel's random-number work alone (same tiles, same draws), for benchmarks."""
     ntile = (n + TILE - 1) // TILE
-    Z = np.zeros((2 * NCALLS + 2, TILE))
-    U = np.empty(TILE)
-    V = np.empty(TILE)
-    IB = np.empty(TILE, np.int64)
+    Z = np.zeros((max(NZ, 1), TILE))
+    U = np.empty(TILE // 2 + 1)
+    V = np.empty(TILE // 2 + 1)
+    ZA = np.empty(TILE // 2 + 1)
+    ZB = np.empty(TILE // 2 + 1)
+    IB = np.empty(TILE // 2 + 1, np.int64)
     acc = 0.0
     for tl in range(tid, ntile, nt):
         c0 = tl * TILE
         nc = min(TILE, n - c0)
         for t in range(t0, t1):
-            for j in range(NCALLS):
-                for c in range(nc):
-                    w0, w1, w2, w3 = stream_words(k0, k1, chain0 + c0 + c, t, j)
-                    U[c] = open_uniform(w0, w1)
-                    V[c] = half_open_uniform(w2, w3)
-                box_muller_tile(U, V, Z[2 * j], Z[2 * j + 1], IB, nc)
+            draw_tile(Z, chain0 + c0, nc, t, k0, k1, U, V, ZA, ZB, IB)
             for c in range(nc):
                 acc += Z[0, c]
     out[tid] += acc
@@ -342,7 +352,6 @@ def build(landscape, noise, optimizer):
         NS=ns,
         NSD=max(ns * d, 1),
         NZ=nz,
-        NCALLS=(nz + 1) // 2,
         TILE=TILE,
         ADDS=bool(noise.adds_to_gradient),
         NACC=lay["n_columns"] - 5,
