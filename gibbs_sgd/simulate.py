@@ -258,6 +258,7 @@ def simulate(
     loss_lo, loss_hi = _loss_range(landscape, edges, loss_range)
     x_init = _initial_state(landscape, init, n_chains)
     lrs = optimizer.lr * schedule.factors(n_steps)
+    coef = np.ascontiguousarray(optimizer.step_coefficients(n_steps), dtype=np.float64)
     block = _block_size(n_chains, block)
 
     ns = optimizer.n_state
@@ -363,7 +364,7 @@ def simulate(
                         break
                     t1 = min(n_steps, t0 + steps_per_call)
                     cpu_kernels.parallel_call(
-                        kern.run_segment, nt, X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs,
+                        kern.run_segment, nt, X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs, coef,
                         pl, pn, data, po, np.int64(batch_size), np.int64(burn_in), np.int64(thin),
                         np.int64(block), hlo, hinv, hper, lossr, hist1[b_lo:b_hi], hist2, histL[b_lo:b_hi],
                         hout[b_lo:b_hi],

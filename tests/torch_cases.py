@@ -65,11 +65,12 @@ def our_trajectory(name: str) -> np.ndarray:
     x = start(name)
     s = np.zeros(max(opt.n_state, 1) * land.dim)
     p = opt.kernel_params()
+    coef = opt.step_coefficients(N_STEPS)
     out = np.empty((N_STEPS + 1, land.dim))
     out[0] = x
     for t in range(N_STEPS):
         g = np.atleast_1d(land.grad(x)).astype(np.float64) + noise[t]
-        update(x, g, s, opt.lr, p, t)
+        update(x, g, s, opt.lr, p, coef[t])
         out[t + 1] = x
     return out
 

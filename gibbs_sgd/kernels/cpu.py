@@ -79,7 +79,7 @@ def draw_tile(Z, first, nc, t, k0, k1, U, V, ZA, ZB, IB):
 
 
 @njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}})
-def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data, po, batch,
+def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po, batch,
                 burn_in, thin, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
                 mom, trace, trace_every, traj, traj_every, center, bound, scratch_size):
     n = X.shape[0]
@@ -120,6 +120,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data,
                     ts[c, i] = S[c0 + c, i]
             for t in range(t0, t1):
                 lr = lrs[t]
+                cf = coef[t]
                 draw_tile(Z, chain0 + c0, nc, t, k0, k1, U, V, ZA, ZB, IB)
                 # the step: minibatch gradient, update, divergence check (the hot loop)
                 for c in range(nc):
@@ -129,7 +130,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, pl, pn, data,
                     if ADDS:
                         land_grad(xc, pl, g)
                     noise_fn(xc, g, pn, data, batch, Z, c, k0, k1, chain0 + c0 + c, t, scratch)
-                    update(xc, g, ts[c], lr, po, t)
+                    update(xc, g, ts[c], lr, po, cf)
                     for i in range(D):
                         if not abs(xc[i] - center[i]) <= bound:  # also catches NaN
                             ta[c] = 0
