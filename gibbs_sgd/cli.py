@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -98,7 +99,9 @@ def run_demo(n_chains: int = 1_000_000, n_steps: int = DEMO["steps"], seed: int 
     rms relative deviation over the bins holding more than 5% of the peak, the left-well
     fraction, the mean loss) and the timing.
     """
-    from . import gibbs, landscapes, noise, optimizers, theory
+    from . import landscapes, noise, optimizers, theory
+    from .fit import fit_temperature
+    from .gibbs import Gibbs
     from .simulate import simulate
 
     p = DEMO
@@ -122,17 +125,19 @@ def run_demo(n_chains: int = 1_000_000, n_steps: int = DEMO["steps"], seed: int 
     edges = res.hist_edges[0]
     centres, dens = res.density(0)
     total = res.hist[0].sum() + res.outside[0].sum()
-    prob = gibbs.bin_probabilities_1d(land, T, edges)
+    law = Gibbs(land, T)
+    prob = law.bin_probabilities(edges)
     frac = res.hist[0] / total
     bulk = prob > 0.05 * prob.max()
     rel = frac[bulk] / prob[bulk] - 1.0
     left = edges[1:] <= 0.0  # the barrier top is at ~0.05: 0 is a bin edge
     grid = np.linspace(edges[0], edges[-1], 20_001)
-    pg = gibbs.density_1d(land, T, grid)
+    pg = law.pdf(grid)
     lg = land.loss(grid)
     trapz = getattr(np, "trapezoid", None) or np.trapz  # NumPy < 2 has only trapz
     gibbs_mean_loss = float(trapz(lg * pg, grid) / trapz(pg, grid))
     steps_tr, mean_tr, se_tr = res.mean_loss_trace()
+    fit = fit_temperature(res)
     eta_h = 8.0 * land.barrier / land.width**2 * opt.lr  # lr x curvature at the minima
     return {
         "result": res,
@@ -159,6 +164,7 @@ def run_demo(n_chains: int = 1_000_000, n_steps: int = DEMO["steps"], seed: int 
         "harmonic_loss_bias": 0.5 * T * (1.0 / (1.0 - 0.5 * eta_h) - 1.0),
         "trace": (steps_tr, mean_tr, se_tr),
         "outside": int(res.outside[0].sum()),
+        "fit": fit,
     }
 
 
@@ -167,7 +173,7 @@ def _demo_figure(d: dict, out: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from . import gibbs
+    from .gibbs import Gibbs
 
     res = d["result"]
     land = d["landscape"]
@@ -178,7 +184,7 @@ def _demo_figure(d: dict, out: Path) -> Path:
     fig = Figure(figsize=(11.5, 5.4), dpi=130, layout="constrained")
     FigureCanvasAgg(fig)
     axs = fig.subplot_mosaic([["hist", "trace"], ["text", "text"]], width_ratios=[1.45, 1],
-                             height_ratios=[1, 0.13])
+                             height_ratios=[1, 0.2])
     ax, ax2, axt = axs["hist"], axs["trace"], axs["text"]
 
     # (a) histogram vs Gibbs, with the loss on a second axis
@@ -193,8 +199,12 @@ def _demo_figure(d: dict, out: Path) -> Path:
     ax.stairs(d["density"], edges, fill=True, color="#9ecae1",
               label=f"SGD stationary histogram ({res.n_samples:.2g} samples)")
     ax.stairs(d["density"], edges, color="#3182bd", linewidth=0.8)
-    ax.plot(x, gibbs.density_1d(land, T, x), color="#d62728", linewidth=1.6,
+    ax.plot(x, Gibbs(land, T).pdf(x), color="#d62728", linewidth=1.6,
             label=rf"Gibbs $e^{{-L/T}}/Z$, $T=\eta\sigma^2/2B={T:g}$")
+    fit = d["fit"]
+    ax.plot(x, fit.gibbs.pdf(x), color="k", linewidth=0.9, linestyle=":",
+            label=rf"Gibbs at the fitted $T = {fit.temperature:.4f}$ ({fit.confidence:.0%} CI "
+                  rf"[{fit.ci[0]:.4f}, {fit.ci[1]:.4f}])")
     ax.set_xlabel(r"parameter $\Phi$")
     ax.set_ylabel(r"probability density $p(\Phi)$")
     ax.set_xlim(edges[0], edges[-1])
@@ -245,6 +255,7 @@ def _demo_figure(d: dict, out: Path) -> Path:
         f"{len(edges) - 1} bins, seed {cfg['seed']}, {cfg['dtype']};   "
         f"{d['rate'] / 1e6:.0f} M chain-steps/s on {cfg['threads']} threads ({d['wall_seconds']:.0f} s);   "
         f"gibbs_sgd {cfg['versions']['gibbs_sgd']}"
+        "\n" + textwrap.fill("fit: " + fit.verdict, width=160)
     )
     axt.text(0.0, 0.5, settings, transform=axt.transAxes, va="center", ha="left", fontsize=8.5, color="0.2")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +284,11 @@ def _cmd_demo(args) -> int:
     ml = d["mean_loss"]
     print(f"  ran in {d['wall_seconds']:.1f} s: {d['rate']:.3g} chain-steps/s ({res.config['threads']} threads)")
     print(f"  theory temperature T = lr sigma^2 / (2B) = {d['temperature']:g}")
+    fit = d["fit"]
+    est = fit.estimators
+    print(f"  fitted temperature T = {fit.temperature:.5f}, {fit.confidence:.0%} CI [{fit.ci[0]:.5f}, {fit.ci[1]:.5f}] "
+          f"(virial {est['virial'].value:.5f}, configurational {est['configurational'].value:.5f})")
+    print(f"  verdict: {fit.verdict}")
     print(f"  histogram vs Gibbs exp(-L/T)/Z, bins holding > 5% of the peak: max |hist/Gibbs - 1| = "
           f"{d['max_rel_dev_bulk']:.2%}, rms {d['rms_rel_dev_bulk']:.2%}")
     print(f"  left-well fraction {d['left_fraction']:.4f} (Gibbs {d['left_fraction_gibbs']:.4f}; start 0.5)")

@@ -24,7 +24,7 @@ from scipy import special, stats
 from ._model import check_positive
 from .landscapes import Landscape, Periodic, Quadratic
 
-__all__ = ["Gibbs", "log_partition_1d", "density_1d", "bin_probabilities_1d"]
+__all__ = ["Gibbs"]
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 # Quadrature refinement: start with 64 panels per axis, double until two levels agree to
@@ -345,19 +345,3 @@ class Gibbs:
             out[filled: filled + k] = pts[keep]
             filled += k
         return out
-
-
-# Thin functional forms used by the demo (1-D).
-def log_partition_1d(landscape, temperature: float) -> float:
-    """``log Z`` of the 1-D Gibbs law (see :class:`Gibbs`)."""
-    return Gibbs(landscape, temperature).log_partition
-
-
-def density_1d(landscape, temperature: float, x) -> np.ndarray:
-    """``exp(-L(x)/T) / Z`` (see :class:`Gibbs`)."""
-    return Gibbs(landscape, temperature).pdf(x)
-
-
-def bin_probabilities_1d(landscape, temperature: float, edges) -> np.ndarray:
-    """Probability of each histogram bin under the Gibbs law, integrated over the bin."""
-    return Gibbs(landscape, temperature).bin_probabilities(edges)

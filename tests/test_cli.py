@@ -1,0 +1,36 @@
+"""The command line: demo and bench run end to end at small size."""
+import json
+import subprocess
+import sys
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "gibbs_sgd.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_demo_small(tmp_path):
+    out = tmp_path / "q.png"
+    proc = _cli("demo", "--chains", "4000", "--steps", "600", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "theory temperature T = lr sigma^2 / (2B) = 0.5" in proc.stdout
+    assert "fitted temperature T = " in proc.stdout and "verdict:" in proc.stdout
+    assert out.stat().st_size > 20_000
+
+
+def test_bench_small(tmp_path):
+    path = tmp_path / "b.json"
+    proc = _cli("bench", "--chains", "3000", "--steps", "20", "--repeat", "1", "--cases", "sgd-quadratic",
+                "adam-doublewell", "--json", str(path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(path.read_text())
+    case = data["cases"]["sgd-quadratic"]
+    assert set(case["rate"]) == {"simulate", "numpy", "rng_only"}
+    assert abs(case["check"]["z"]) < 5  # simulate and NumPy did the same job
+    assert "| 1-D SGD, quadratic |" in proc.stdout
+
+
+def test_version_and_bad_arguments():
+    assert _cli("--version").stdout.strip().endswith("0.1.0")
+    bad = _cli("demo", "--chains", "0")
+    assert bad.returncode != 0 and "positive integer" in bad.stderr
