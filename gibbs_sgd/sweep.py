@@ -132,7 +132,9 @@ def sweep(landscape, optimizer, grid, *, noise=None, tie=None, executor=None, ma
     grid : dict name -> list of values (the Cartesian product is run), or a list of point dicts
     tie : dict name -> callable(point) -> value, evaluated after the grid values (e.g.
         ``{"lr": lambda p: p["batch_size"] * p["eta0"]}``)
-    executor : None (serial), "processes", a concurrent.futures.Executor, or a dask Client
+    executor : None (serial), "processes", a concurrent.futures.Executor, or a dask Client.
+        Worker processes are spawned (Numba's threads do not survive a fork), so a script
+        using "processes" must run the sweep under ``if __name__ == "__main__":``.
     max_workers : int, for ``executor="processes"``
     results_dir : path; finished points are written there and skipped on a rerun
     fit_method : "mle", "virial" or "configurational"
