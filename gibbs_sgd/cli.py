@@ -4,6 +4,7 @@
 
     gibbs-sgd demo  [--chains 1000000] [--steps 16000] [--seed 0] [--out figures/quickstart.png]
     gibbs-sgd bench [--chains 1000000] [--steps 200] [--repeat 3] [--json PATH] [--cases ...]
+    gibbs-sgd validate [--quick | --tiny] [--out FOLDER] [--only NAME ...]
     gibbs-sgd --version
 """
 from __future__ import annotations
@@ -340,6 +341,24 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    # The scripts live beside the package in a source checkout (pip install -e .).
+    root = Path(__file__).resolve().parent.parent / "validation" / "run_all.py"
+    if not root.exists():
+        print("error: the validation scripts are not installed with the package; run `gibbs-sgd validate` from a "
+              "source checkout installed with `pip install -e .`", file=sys.stderr)
+        return 2
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gibbs_sgd_validation_run_all", root)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = (["--quick"] if args.quick else []) + (["--tiny"] if args.tiny else [])
+    argv += ["--out", args.out] if args.out else []
+    argv += ["--only", *args.only] if args.only else []
+    return module.main(argv)
+
+
 def _json_default(o):
     if isinstance(o, np.integer):
         return int(o)
@@ -390,6 +409,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="PATH", default=None, help="also write everything as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=_cmd_bench)
+
+    v = sub.add_parser("validate", help="run every validation script (validation/*.py) and rebuild figures/REPORT.md",
+                       description="Measure each claim of the lecture (one script per claim) and rebuild the report.")
+    v.add_argument("--quick", action="store_true", help="at most a couple of minutes per script on 2 CPU cores")
+    v.add_argument("--tiny", action="store_true", help="smoke-test sizes")
+    v.add_argument("--out", default=None, help="folder for figures and REPORT.md (default: figures/)")
+    v.add_argument("--only", nargs="*", default=None, metavar="NAME", help="run only these scripts")
+    v.set_defaults(func=_cmd_validate)
     return ap
 
 

@@ -5,7 +5,6 @@ Every function takes an optional ``ax`` (or axes) and returns the matplotlib obj
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

@@ -301,6 +301,14 @@ class SimulationResult:
         var = np.sum((w * (per - mean)) ** 2, axis=0) * nb / np.maximum(nb - 1, 1)
         return self.trace_steps, mean, np.sqrt(var)
 
+    def trace_window(self, start: int, stop: int) -> Estimate:
+        """Chain-mean loss over the trace points with ``start <= step < stop``, with its block error."""
+        sel = (self.trace_steps >= start) & (self.trace_steps < stop)
+        if not sel.any():
+            raise ValueError(f"no trace point in [{start}, {stop}); the trace has a point every "
+                             f"{self.config.get('trace_every', 1)} steps")
+        return _ratio_estimate(self.trace[:, sel, 0].sum(axis=1), self.trace[:, sel, 1].sum(axis=1))
+
     # -- histograms as densities ------------------------------------------------------------
     def density(self, coordinate: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(centres, density)`` of a coordinate's histogram, normalised over all samples."""

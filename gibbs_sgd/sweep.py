@@ -76,10 +76,21 @@ def _resolve(point: dict, optimizer, noise, tie, base_kwargs):
     return values, opt, nz, sim_kw
 
 
+def _by_content(v):
+    """JSON stand-in for values json cannot encode: arrays by a hash of their bytes (never str(),
+    whose abbreviated printout can make two different arrays look alike)."""
+    if isinstance(v, np.ndarray):
+        return {"array": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest(), "shape": v.shape,
+                "dtype": str(v.dtype)}
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return repr(v)
+
+
 def _key(values: dict, opt, noise, sim_kw, landscape) -> str:
     desc = {"values": values, "optimizer": opt.describe(), "noise": None if noise is None else noise.describe(),
-            "landscape": landscape.describe(), "sim": {k: v for k, v in sim_kw.items() if k != "init"}}
-    return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            "landscape": landscape.describe(), "sim": sim_kw}
+    return hashlib.sha256(json.dumps(desc, sort_keys=True, default=_by_content).encode()).hexdigest()[:16]
 
 
 def _scalar(v):
@@ -93,7 +104,7 @@ def _scalar(v):
 def _run_point(landscape, opt, noise, sim_kw, values, key, fit_method, results_dir):
     """Simulate and fit one grid point (runs in a worker)."""
     run = simulate(landscape, opt, noise=noise, progress=False, **sim_kw)
-    row = {k: _scalar(v) for k, v in values.items()}
+    row = {k: _scalar(v) for k, v in values.items() if np.ndim(v) == 0}  # arrays (init, bins) stay out
     row.update({"lr": opt.lr, "optimizer": type(opt).__name__, "batch_size": run.config["batch_size"], "key": key,
                 "n_diverged": run.n_diverged, "chain_steps_per_second": run.chain_steps_per_second})
     try:
@@ -330,14 +341,17 @@ class SweepTable:
             intercept=float(beta[0]), chi2_per_dof=chi2, dof=dof,
         )
 
-    def common_law(self, variable: str = "eta0") -> CommonLaw:
+    def common_law(self, variable: str = "eta0", fit_on=None) -> CommonLaw:
         r""""Beta from eta0": one law T = c * variable^a across the sweep, then every point's
         histogram tested against :math:`e^{-L/f(\text{variable})}/Z` with that common temperature.
 
-        Each row gains ``common_temperature``, ``common_law_is_gibbs`` and ``common_law_verdict``
-        (from :func:`fit_temperature` with ``temperature=f(variable)``).
+        ``fit_on`` : optional callable(row) -> bool choosing the points the law is fitted on
+        (e.g. the small-``B eta0 h`` ones); every point is tested against it. Each row gains
+        ``common_temperature``, ``common_law_is_gibbs`` and ``common_law_verdict`` (from
+        :func:`fit_temperature` with ``temperature=f(variable)``).
         """
-        law = self.scaling_law({variable: variable})
+        basis = self if fit_on is None else SweepTable([r for r in self.rows if fit_on(r)])
+        law = basis.scaling_law({variable: variable})
         out = []
         for i, r in enumerate(self.rows):
             r = dict(r)

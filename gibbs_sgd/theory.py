@@ -49,6 +49,7 @@ __all__ = [
     "small_lr_covariance",
     "small_lr_temperature",
     "effective_lr",
+    "relaxation_time",
     "sgd_stationary_variance_1d",
     "UnstableError",
 ]
@@ -136,6 +137,25 @@ def state_space(optimizer, hessian) -> tuple[np.ndarray, np.ndarray]:
             g = np.vstack([-lr * (1 - tau) * eye, (1 - tau) * eye])
         return a, g
     raise TypeError(f"{type(optimizer).__name__} is not a linear optimizer (SGD, HeavyBall, EMAMomentum)")
+
+
+def relaxation_time(optimizer, hessian) -> float:
+    r"""Steps for the slowest mode of the linear recursion to decay by e: :math:`-1/\log\rho(A)`.
+
+    ``rho(A)`` is the spectral radius of the state-space matrix (:func:`state_space`); the
+    covariance relaxes twice as fast. Raises :class:`UnstableError` when ``rho >= 1``.
+
+    Example
+    -------
+    >>> from gibbs_sgd.optimizers import SGD
+    >>> round(relaxation_time(SGD(lr=0.1), [[1.0]]), 3)  # -1 / log(0.9)
+    9.491
+    """
+    a, _ = state_space(optimizer, hessian)
+    rho = float(np.max(np.abs(np.linalg.eigvals(a))))
+    if not rho < 1.0:
+        raise UnstableError(f"no relaxation: spectral radius {rho:.6g} >= 1; stability needs {_stability_rule(optimizer)}")
+    return -1.0 / np.log(rho)
 
 
 def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, include_state: bool = False) -> np.ndarray:

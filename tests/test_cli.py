@@ -34,3 +34,9 @@ def test_version_and_bad_arguments():
     assert _cli("--version").stdout.strip().endswith("0.1.0")
     bad = _cli("demo", "--chains", "0")
     assert bad.returncode != 0 and "positive integer" in bad.stderr
+
+
+def test_validate_runs_one_script(tmp_path):
+    proc = _cli("validate", "--tiny", "--out", str(tmp_path), "--only", "bias_correction")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "REPORT.md").exists() and (tmp_path / "bias_correction.png").exists()

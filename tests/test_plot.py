@@ -1,5 +1,4 @@
 """Figures render from real runs and sweeps (matplotlib's Agg backend)."""
-import numpy as np
 import pytest
 
 import gibbs_sgd as gs

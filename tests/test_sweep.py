@@ -1,6 +1,4 @@
 """Sweeps: grids with tied parameters, executors (serial, processes, dask), resume, laws."""
-import json
-import math
 
 import numpy as np
 import pytest
