@@ -161,6 +161,25 @@ def _numpy_sgd_quadratic(land, opt, noise, B, n, steps, burn_in, thin, edges, se
     return stats.result()
 
 
+def _noisy_double_well_grad(rng, x, D, a, tau, s, z, u, g):
+    """``g = (4 D u (u^2 - 1) + tau) / a + s z`` with ``u = x / a``, in place (z, u: scratch)."""
+    rng.standard_normal(out=z)
+    np.multiply(x, 1.0 / a, out=u)
+    np.multiply(u, u, out=g)
+    g -= 1.0
+    g *= u
+    g *= 4.0 * D / a
+    g += tau / a
+    z *= s
+    g += z
+
+
+def _double_well_loss(x, D, a, tau):
+    v = x / a
+    w = v * v - 1.0
+    return D * w * w + tau * v
+
+
 def _numpy_heavyball_double_well(land, opt, noise, B, n, steps, burn_in, thin, edges, seed):
     """Heavy ball (torch.optim.SGD, momentum mu, no dampening) on the tilted double well.
 
@@ -180,15 +199,7 @@ def _numpy_heavyball_double_well(land, opt, noise, B, n, steps, burn_in, thin, e
     g = np.empty(n)
     stats = _Stats(edges)
     for t in range(steps):
-        rng.standard_normal(out=z)
-        np.multiply(x, 1.0 / a, out=u)
-        np.multiply(u, u, out=g)
-        g -= 1.0
-        g *= u
-        g *= 4.0 * D / a
-        g += tau / a
-        z *= s
-        g += z
+        _noisy_double_well_grad(rng, x, D, a, tau, s, z, u, g)
         if t == 0:
             b[:] = g
         else:
@@ -197,9 +208,7 @@ def _numpy_heavyball_double_well(land, opt, noise, B, n, steps, burn_in, thin, e
         np.multiply(b, lr, out=g)
         x -= g
         if _sampled(t, burn_in, thin):
-            v = x / a
-            w = v * v - 1.0
-            stats.add([x], D * w * w + tau * v)
+            stats.add([x], _double_well_loss(x, D, a, tau))
     return stats.result()
 
 
@@ -299,15 +308,7 @@ def _numpy_adam_double_well(land, opt, noise, B, n, steps, burn_in, thin, edges,
     g = np.empty(n)
     stats = _Stats(edges)
     for t in range(steps):
-        rng.standard_normal(out=z)
-        np.multiply(x, 1.0 / a, out=u)
-        np.multiply(u, u, out=g)
-        g -= 1.0
-        g *= u
-        g *= 4.0 * D / a
-        g += tau / a
-        z *= s
-        g += z
+        _noisy_double_well_grad(rng, x, D, a, tau, s, z, u, g)
         m *= b1
         m += (1.0 - b1) * g
         g *= g
@@ -322,9 +323,7 @@ def _numpy_adam_double_well(land, opt, noise, B, n, steps, burn_in, thin, edges,
         g *= step
         x -= g
         if _sampled(t, burn_in, thin):
-            w = x / a
-            q = w * w - 1.0
-            stats.add([x], D * q * q + tau * w)
+            stats.add([x], _double_well_loss(x, D, a, tau))
     return stats.result()
 
 

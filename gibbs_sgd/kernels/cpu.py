@@ -61,6 +61,14 @@ NACC = {NACC}
 MZ = {MZ}
 
 
+@njit(cache={CACHE}, inline="always")
+def tile_buffers():
+    """Scratch of the tile's draws: normals Z (NZ, TILE); per pair of chains u, v, z0, z1, bits."""
+    half = TILE // 2 + 1
+    return (np.zeros((max(NZ, 1), TILE)), np.empty(half), np.empty(half), np.empty(half), np.empty(half),
+            np.empty(half, np.int64))
+
+
 @njit(cache={CACHE}, error_model="numpy", nogil=True, inline="always", fastmath={{"contract"}})
 def draw_tile(Z, first, nc, t, k0, k1, U, V, ZA, ZB, IB):
     """Z[k, c] = normal k of chain first + c at step t: Philox call k of its pair, one half each."""
@@ -94,12 +102,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
     acc = np.empty(NACC)
     bins = np.empty(D, np.int64)
     h_2 = hist2[tid]
-    Z = np.zeros((max(NZ, 1), TILE))
-    U = np.empty(TILE // 2 + 1)
-    V = np.empty(TILE // 2 + 1)
-    ZA = np.empty(TILE // 2 + 1)
-    ZB = np.empty(TILE // 2 + 1)
-    IB = np.empty(TILE // 2 + 1, np.int64)
+    Z, U, V, ZA, ZB, IB = tile_buffers()
     scratch = np.empty(scratch_size)
     tx = np.empty((TILE, D), X.dtype)
     ts = np.zeros((TILE, NSD), S.dtype)
@@ -237,12 +240,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
 def rng_only(tid, nt, n, t0, t1, chain0, k0, k1, out):
     """The kernel's random-number work alone (same tiles, same draws), for benchmarks."""
     ntile = (n + TILE - 1) // TILE
-    Z = np.zeros((max(NZ, 1), TILE))
-    U = np.empty(TILE // 2 + 1)
-    V = np.empty(TILE // 2 + 1)
-    ZA = np.empty(TILE // 2 + 1)
-    ZB = np.empty(TILE // 2 + 1)
-    IB = np.empty(TILE // 2 + 1, np.int64)
+    Z, U, V, ZA, ZB, IB = tile_buffers()
     acc = 0.0
     for tl in range(tid, ntile, nt):
         c0 = tl * TILE
