@@ -112,14 +112,14 @@ class Landscape:
         pts, shape = self._points(x)
         out = np.empty(pts.shape[0])
         _map_scalar(self._resolve("loss"), pts, self.kernel_params(), out)
-        return out.reshape(shape) if shape else out[0]
+        return out.reshape(shape) if shape else float(out[0])
 
     def laplacian(self, x) -> np.ndarray:
         """``sum_k d2L/dx_k2`` at ``x`` (shape as :meth:`loss`)."""
         pts, shape = self._points(x)
         out = np.empty(pts.shape[0])
         _map_scalar(self._resolve("laplacian"), pts, self.kernel_params(), out)
-        return out.reshape(shape) if shape else out[0]
+        return out.reshape(shape) if shape else float(out[0])
 
     def grad(self, x) -> np.ndarray:
         """``dL/dx`` at ``x``; shape (..., d) (or (...) when d == 1, as ``x``)."""
@@ -127,7 +127,7 @@ class Landscape:
         out = np.empty_like(pts)
         _map_vector(self._resolve("grad"), pts, self.kernel_params(), out)
         if self.dim == 1 and (np.ndim(x) == 0 or np.shape(x)[-1] != 1):
-            return out[:, 0].reshape(shape) if shape else out[0, 0]
+            return out[:, 0].reshape(shape) if shape else float(out[0, 0])
         return out.reshape(shape + (self.dim,)) if shape else out[0]
 
 

@@ -155,7 +155,7 @@ def relaxation_time(optimizer, hessian) -> float:
     rho = float(np.max(np.abs(np.linalg.eigvals(a))))
     if not rho < 1.0:
         raise UnstableError(f"no relaxation: spectral radius {rho:.6g} >= 1; stability needs {_stability_rule(optimizer)}")
-    return -1.0 / np.log(rho)
+    return float(-1.0 / np.log(rho))
 
 
 def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, include_state: bool = False) -> np.ndarray:
