@@ -204,8 +204,7 @@ def _gof(run: SimulationResult, gibbs: Gibbs):
     elif d == 2 and run.hist2d is not None:
         observed = run.hist2d.astype(np.float64).ravel()
         probs = gibbs.bin_probabilities(run.hist_edges).ravel()
-        # the joint bins' design effect, approximated by the coordinate histograms' mean one
-        deff = 0.5 * (_design_effect(run.block_hist[:, 0, :]) + _design_effect(run.block_hist[:, 1, :]))
+        deff = _design_effect(run.block_hist2d.reshape(run.block_hist2d.shape[0], -1))
         on = "joint"
     elif isinstance(land, Quadratic):
         observed = run.loss_hist.astype(np.float64)

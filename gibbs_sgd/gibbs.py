@@ -329,19 +329,21 @@ class Gibbs:
         cells = self._bins_2d(ex, ey).ravel()
         cells = np.maximum(cells, 0.0) / cells.sum()
         out = np.empty((size, 2))
-        filled = 0
-        while filled < size:
-            m = size - filled
-            idx = rng.choice(cells.size, size=m, p=cells)
-            i, j = np.divmod(idx, n)
-            u = rng.uniform(size=(m, 2))
-            pts = np.stack([ex[i] + u[:, 0] * (ex[1] - ex[0]), ey[j] + u[:, 1] * (ey[1] - ey[0])], axis=1)
-            # envelope: the largest density among the cell's corners and centre, with 50% headroom
-            corners = [np.stack([ex[i + a], ey[j + b]], axis=1) for a in (0, 1) for b in (0, 1)]
-            centre = np.stack([0.5 * (ex[i] + ex[i + 1]), 0.5 * (ey[j] + ey[j + 1])], axis=1)
-            env = 1.5 * np.max([self.pdf(c) for c in corners + [centre]], axis=0)
-            keep = rng.uniform(size=m) * env <= self.pdf(pts)
-            k = int(keep.sum())
-            out[filled: filled + k] = pts[keep]
-            filled += k
+        # Each draw picks a cell by its exact mass, then a point inside *that* cell by rejection
+        # against the density (redrawing rejected points in the same cell, so that cells whose
+        # density varies more are not under-represented).
+        idx = rng.choice(cells.size, size=size, p=cells)
+        i, j = np.divmod(idx, n)
+        corners = [np.stack([ex[i + a], ey[j + b]], axis=1) for a in (0, 1) for b in (0, 1)]
+        centre = np.stack([0.5 * (ex[i] + ex[i + 1]), 0.5 * (ey[j] + ey[j + 1])], axis=1)
+        # envelope: the largest density among the cell's corners and centre, with 50% headroom
+        env = 1.5 * np.max([self.pdf(c) for c in corners + [centre]], axis=0)
+        pending = np.arange(size)
+        while pending.size:
+            u = rng.uniform(size=(pending.size, 2))
+            pts = np.stack([ex[i[pending]] + u[:, 0] * (ex[1] - ex[0]),
+                            ey[j[pending]] + u[:, 1] * (ey[1] - ey[0])], axis=1)
+            keep = rng.uniform(size=pending.size) * env[pending] <= self.pdf(pts)
+            out[pending[keep]] = pts[keep]
+            pending = pending[~keep]
         return out

@@ -61,8 +61,9 @@ class SimulationResult:
     diverged : int64 array (n_blocks,), diverged chains per block.
     trace_steps : int array (n_trace,), trace : float array (n_blocks, n_trace, 2)
         Per block, the sum of L over live chains and their count, at ``trace_steps``.
-    block_hist, block_loss_hist, block_outside : the histograms and outside counts per block
-        (n_blocks, ...), whose scatter gives standard errors of histogram densities.
+    block_hist, block_hist2d, block_loss_hist, block_outside : the histograms and outside counts
+        per block (n_blocks, ...), whose scatter gives standard errors of histogram densities
+        (``block_hist2d`` for d = 2 only).
     final : array (n_chains, d) or None (``keep_final=True``), in the run's dtype.
     alive : bool array (n_chains,) or None (with ``final``).
     trajectories : array (k, n_recorded, d) or None, trajectory_steps : int array.
@@ -85,6 +86,7 @@ class SimulationResult:
     block_outside: np.ndarray
     final: np.ndarray | None = None
     alive: np.ndarray | None = None
+    block_hist2d: np.ndarray | None = None
     trajectories: np.ndarray | None = None
     trajectory_steps: np.ndarray | None = None
     landscape: object = field(default=None, repr=False, compare=False)
@@ -164,11 +166,12 @@ class SimulationResult:
         np.add.at(block_loss, (blk[inside], lidx[inside]), 1)
         np.add.at(block_out, (blk[lidx < 0], d, 0), 1)
         np.add.at(block_out, (blk[lidx >= nbins], d, 1), 1)
-        hist2d = None
+        hist2d = block_hist2d = None
         if d == 2:
             both = np.all([(b >= 0) & (b < nbins) for b in bidx], axis=0)
-            hist2d = np.zeros((nbins, nbins), np.int64)
-            np.add.at(hist2d, (bidx[0][both], bidx[1][both]), 1)
+            block_hist2d = np.zeros((nbk, nbins, nbins), np.int64)
+            np.add.at(block_hist2d, (blk[both], bidx[0][both], bidx[1][both]), 1)
+            hist2d = block_hist2d.sum(axis=0)
         # a trace with one point per sample index, all in the "sampling window"
         trace = np.zeros((nbk, per, 2))
         for j in range(per):
@@ -186,7 +189,7 @@ class SimulationResult:
             loss_edges=np.linspace(lo, hi, nbins + 1), loss_hist=block_loss.sum(axis=0), outside=block_out.sum(axis=0),
             moments=moments, block_chains=np.minimum(block, n_chains - np.arange(nbk) * block).astype(np.int64),
             diverged=np.zeros(nbk, np.int64), trace_steps=np.arange(per), trace=trace, block_hist=block_hist,
-            block_loss_hist=block_loss, block_outside=block_out, landscape=landscape,
+            block_loss_hist=block_loss, block_outside=block_out, landscape=landscape, block_hist2d=block_hist2d,
         )
 
     # -- basic facts ----------------------------------------------------------------------

@@ -40,6 +40,9 @@ _CHUNK_BYTES = 512 * 2**20
 # Largest recorded-trajectory array we allocate without being asked twice.
 _MAX_TRAJECTORY_BYTES = 2 * 2**30
 _DTYPES = {"float64": np.float64, "float32": np.float32}
+# The 2-D joint histogram is kept per block (its block scatter gives the goodness-of-fit test's
+# design effect): at the default 100 bins and ~256 blocks that is 20 MiB.
+_JOINT_HIST_BYTES = 512 * 2**20
 
 
 def available_backends() -> list[str]:
@@ -283,7 +286,13 @@ def simulate(
     nt = numba.get_num_threads()
     nb = edges[0].shape[0] - 1
     hist1 = np.zeros((n_blocks, d, nb), np.int64)
-    hist2 = np.zeros((nt, nb, nb) if d == 2 else (nt, 1, 1), np.int64)
+    if d == 2 and n_blocks * nb * nb * 8 > _JOINT_HIST_BYTES:
+        raise ValueError(
+            f"bins={nb} in 2-D keeps a joint histogram per block of chains ({n_blocks} blocks x {nb}^2 x 8 bytes = "
+            f"{n_blocks * nb * nb * 8 / 2**20:.0f} MiB > {_JOINT_HIST_BYTES / 2**20:.0f} MiB): use fewer bins "
+            f"or a larger block"
+        )
+    hist2 = np.zeros((n_blocks, nb, nb) if d == 2 else (n_blocks, 1, 1), np.int64)
     histL = np.zeros((n_blocks, nb), np.int64)
     hout = np.zeros((n_blocks, d + 1, 2), np.int64)
     moments = np.zeros((n_blocks, layout["n_columns"]))
@@ -323,11 +332,7 @@ def simulate(
         if ckpt_path.exists():
             resume_pos, resume_chunk, saved = _checkpoint.load(ckpt_path, tag)
             for k, v in saved.items():
-                if k == "hist2":  # per thread, and the thread count may differ: fold into slot 0
-                    acc[k][...] = 0
-                    acc[k][0] = v.sum(axis=0)
-                else:
-                    acc[k][...] = v
+                acc[k][...] = v
 
     chain_steps_done = resume_pos["chunk_start"] * n_steps + (
         (min(n_chains, resume_pos["chunk_start"] + chunk) - resume_pos["chunk_start"]) * resume_pos["step"]
@@ -366,7 +371,7 @@ def simulate(
                     cpu_kernels.parallel_call(
                         kern.run_segment, nt, X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs, coef,
                         pl, pn, data, po, np.int64(batch_size), np.int64(burn_in), np.int64(thin),
-                        np.int64(block), hlo, hinv, hper, lossr, hist1[b_lo:b_hi], hist2, histL[b_lo:b_hi],
+                        np.int64(block), hlo, hinv, hper, lossr, hist1[b_lo:b_hi], hist2[b_lo:b_hi], histL[b_lo:b_hi],
                         hout[b_lo:b_hi],
                         mom_view, trace_view, np.int64(trace_every), traj, np.int64(traj_every),
                         center, bound, np.int64(scratch),
@@ -452,6 +457,7 @@ def simulate(
         loss_hist=histL.sum(axis=0),
         outside=hout.sum(axis=0),
         block_hist=hist1,
+        block_hist2d=hist2 if d == 2 else None,
         block_loss_hist=histL,
         block_outside=hout,
         moments=moments,

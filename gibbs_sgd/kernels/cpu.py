@@ -24,9 +24,8 @@ Work decomposition (what makes results independent of threads and chunking):
   a whole block, so the block's moment sums are added in a fixed order;
 * a block is processed in tiles of :data:`TILE` chains: for each step the tile's normals are
   drawn in one loop over chains (Philox + Box-Muller), then each chain takes its step;
-* the per-coordinate and loss histograms are kept per block too (their scatter over blocks
-  gives the design effect of the goodness-of-fit test); the joint 2-D histogram is kept per
-  thread (integer counts, so its total is order independent).
+* the histograms (per coordinate, joint for d = 2, of the loss) are kept per block too: their
+  scatter over blocks gives the design effect of the goodness-of-fit test.
 """
 from __future__ import annotations
 
@@ -101,7 +100,6 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
     zv = np.empty(MZ)
     acc = np.empty(NACC)
     bins = np.empty(D, np.int64)
-    h_2 = hist2[tid]
     Z, U, V, ZA, ZB, IB = tile_buffers()
     scratch = np.empty(scratch_size)
     tx = np.empty((TILE, D), X.dtype)
@@ -109,6 +107,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
     ta = np.empty(TILE, np.uint8)
     for b in range(tid, nblk, nt):
         h_1 = hist1[b]
+        h_2 = hist2[b]
         h_l = histL[b]
         h_out = hout[b]
         lo_c = b * block
