@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-ACCUMULATORS = ("hist1", "hist2", "histL", "hout", "moments", "trace", "traj", "diverged", "final", "alive_all")
-
 
 def fingerprint(settings: dict, init: np.ndarray) -> str:
     """A hash of everything that determines the run's result."""
