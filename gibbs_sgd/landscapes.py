@@ -342,7 +342,7 @@ def _periodic_loss(x, p):
     k = 2.0 * np.pi / p[1]
     s = 0.0
     for i in range(x.shape[0]):
-        s += 1.0 - np.cos(k * x[i])
+        s += 1.0 - math.cos(k * x[i])
     return p[0] * s
 
 
@@ -350,7 +350,7 @@ def _periodic_loss(x, p):
 def _periodic_grad(x, p, out):
     k = 2.0 * np.pi / p[1]
     for i in range(x.shape[0]):
-        out[i] = p[0] * k * np.sin(k * x[i])
+        out[i] = p[0] * k * math.sin(k * x[i])
 
 
 @njit(cache=True, inline="always")
@@ -358,7 +358,7 @@ def _periodic_laplacian(x, p):
     k = 2.0 * np.pi / p[1]
     s = 0.0
     for i in range(x.shape[0]):
-        s += np.cos(k * x[i])
+        s += math.cos(k * x[i])
     return p[0] * k * k * s
 
 
@@ -431,7 +431,7 @@ def _mueller_brown_loss(x, p):
     for i in range(4):
         dx = x[0] - p[17 + i]
         dy = x[1] - p[21 + i]
-        s += p[1 + i] * np.exp(p[5 + i] * dx * dx + p[9 + i] * dx * dy + p[13 + i] * dy * dy)
+        s += p[1 + i] * math.exp(p[5 + i] * dx * dx + p[9 + i] * dx * dy + p[13 + i] * dy * dy)
     return p[0] * s
 
 
@@ -442,7 +442,7 @@ def _mueller_brown_grad(x, p, out):
     for i in range(4):
         dx = x[0] - p[17 + i]
         dy = x[1] - p[21 + i]
-        e = p[1 + i] * np.exp(p[5 + i] * dx * dx + p[9 + i] * dx * dy + p[13 + i] * dy * dy)
+        e = p[1 + i] * math.exp(p[5 + i] * dx * dx + p[9 + i] * dx * dy + p[13 + i] * dy * dy)
         gx += e * (2.0 * p[5 + i] * dx + p[9 + i] * dy)
         gy += e * (p[9 + i] * dx + 2.0 * p[13 + i] * dy)
     out[0] = p[0] * gx
@@ -455,7 +455,7 @@ def _mueller_brown_laplacian(x, p):
     for i in range(4):
         dx = x[0] - p[17 + i]
         dy = x[1] - p[21 + i]
-        e = p[1 + i] * np.exp(p[5 + i] * dx * dx + p[9 + i] * dx * dy + p[13 + i] * dy * dy)
+        e = p[1 + i] * math.exp(p[5 + i] * dx * dx + p[9 + i] * dx * dy + p[13 + i] * dy * dy)
         qx = 2.0 * p[5 + i] * dx + p[9 + i] * dy
         qy = p[9 + i] * dx + 2.0 * p[13 + i] * dy
         s += e * (qx * qx + qy * qy + 2.0 * p[5 + i] + 2.0 * p[13 + i])
@@ -499,7 +499,7 @@ class MuellerBrown(Landscape):
 # =========================================================================================
 # Gaussian mixture
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gm_quad(x, p, i, d):
     # p = [K, d, then per component: log c, mu (d), P (d*d)]
     base = 2 + i * (1 + d + d * d)
@@ -513,7 +513,7 @@ def _gm_quad(x, p, i, d):
     return p[base] - 0.5 * q
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gm_max(x, p):
     k = int(p[0])
     d = int(p[1])
@@ -530,8 +530,8 @@ def _gaussian_mixture_loss(x, p):
     m = _gm_max(x, p)
     s = 0.0
     for i in range(k):
-        s += np.exp(_gm_quad(x, p, i, d) - m)
-    return -(m + np.log(s))
+        s += math.exp(_gm_quad(x, p, i, d) - m)
+    return -(m + math.log(s))
 
 
 @njit(cache=True, inline="always")
@@ -544,7 +544,7 @@ def _gaussian_mixture_grad(x, p, out):
         out[a] = 0.0
     tot = 0.0
     for i in range(k):
-        w = np.exp(_gm_quad(x, p, i, d) - m)
+        w = math.exp(_gm_quad(x, p, i, d) - m)
         tot += w
         base = 2 + i * (1 + d + d * d)
         for a in range(d):
@@ -558,15 +558,16 @@ def _gaussian_mixture_grad(x, p, out):
 
 @njit(cache=True, inline="always")
 def _gaussian_mixture_laplacian(x, p):
-    # Delta L = sum_i r_i (tr P_i - |P_i (x - mu_i)|^2) + |grad L|^2.
+    # Delta L = sum_i r_i (tr P_i - |P_i (x - mu_i)|^2) + |grad L|^2. No scratch array (device
+    # code cannot allocate): |grad L|^2 is summed coordinate by coordinate, recomputing the
+    # responsibilities, which costs d x K extra exponentials on the sampled steps only.
     k = int(p[0])
     d = int(p[1])
     m = _gm_max(x, p)
-    g = np.zeros(d)
     tot = 0.0
     acc = 0.0
     for i in range(k):
-        w = np.exp(_gm_quad(x, p, i, d) - m)
+        w = math.exp(_gm_quad(x, p, i, d) - m)
         tot += w
         base = 2 + i * (1 + d + d * d)
         tr = 0.0
@@ -577,11 +578,18 @@ def _gaussian_mixture_laplacian(x, p):
             for b in range(d):
                 s += p[base + 1 + d + a * d + b] * (x[b] - p[base + 1 + b])
             nrm += s * s
-            g[a] += w * s
         acc += w * (tr - nrm)
     g2 = 0.0
     for a in range(d):
-        g2 += (g[a] / tot) ** 2
+        ga = 0.0
+        for i in range(k):
+            w = math.exp(_gm_quad(x, p, i, d) - m)
+            base = 2 + i * (1 + d + d * d)
+            s = 0.0
+            for b in range(d):
+                s += p[base + 1 + d + a * d + b] * (x[b] - p[base + 1 + b])
+            ga += w * s
+        g2 += (ga / tot) ** 2
     return acc / tot + g2
 
 

@@ -148,9 +148,13 @@ class Gaussian(Noise):
 # =========================================================================================
 # Data-set noise
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _draw_indices(p_mode, n, batch, k0, k1, chain, step, idx):
-    """B example indices: with replacement, or a uniform B-subset (Floyd's algorithm)."""
+    """B example indices: with replacement, or a uniform B-subset (Floyd's algorithm).
+
+    ``idx`` is the float64 scratch: an index below 2**53 is exact as a float, and a plain
+    float array compiles on every backend (a reinterpreting ``view`` does not on the GPU).
+    """
     if p_mode == _REPLACE:
         for j in range((batch + 1) // 2):
             u0, u1 = uniform_pair(k0, k1, chain, step, j)
@@ -176,7 +180,7 @@ def _draw_indices(p_mode, n, batch, k0, k1, chain, step, idx):
             idx[b] = t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _draw_normals(count, k0, k1, chain, step, out):
     for j in range((count + 1) // 2):
         z0, z1 = normal_pair(k0, k1, chain, step, j)
@@ -198,10 +202,9 @@ def _mean_estimation_noise(x, g, p, data, batch, z, c, k0, k1, chain, step, scra
                 g[i] += x[i] - (p[3 + i] + p[2] * scratch[b * d + i])
     else:
         n = int(p[1])
-        idx = scratch.view(np.int64)
-        _draw_indices(p[0], n, batch, k0, k1, chain, step, idx)
+        _draw_indices(p[0], n, batch, k0, k1, chain, step, scratch)
         for b in range(batch):
-            k = idx[b]
+            k = int(scratch[b])
             for i in range(d):
                 g[i] += x[i] - data[k, i]
     for i in range(d):
@@ -227,10 +230,9 @@ def _linear_regression_noise(x, g, p, data, batch, z, c, k0, k1, chain, step, sc
                 g[i] += r * p[2] * scratch[o + i]
     else:
         n = int(p[1])
-        idx = scratch.view(np.int64)
-        _draw_indices(p[0], n, batch, k0, k1, chain, step, idx)
+        _draw_indices(p[0], n, batch, k0, k1, chain, step, scratch)
         for b in range(batch):
-            k = idx[b]
+            k = int(scratch[b])
             r = -data[k, d]
             for i in range(d):
                 r += x[i] * data[k, i]

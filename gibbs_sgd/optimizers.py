@@ -245,9 +245,9 @@ def _rmsprop_update(x, g, s, lr, p, c):
         s[i] = s[i] * alpha + (1.0 - alpha) * gi * gi
         if p[3] != 0.0:
             s[2 * d + i] = _lerp(s[2 * d + i], gi, 1.0 - alpha)
-            avg = np.sqrt(s[i] - s[2 * d + i] * s[2 * d + i]) + p[1]
+            avg = math.sqrt(s[i] - s[2 * d + i] * s[2 * d + i]) + p[1]
         else:
-            avg = np.sqrt(s[i]) + p[1]
+            avg = math.sqrt(s[i]) + p[1]
         if p[2] > 0.0:
             s[d + i] = s[d + i] * p[2] + gi / avg
             x[i] -= lr * s[d + i]
@@ -324,7 +324,7 @@ def _adam_update(x, g, s, lr, p, c):
         if p[4] != 0.0:
             s[2 * d + i] = max(s[2 * d + i], v)
             v = s[2 * d + i]
-        denom = np.sqrt(v) / bc2_sqrt + eps
+        denom = math.sqrt(v) / bc2_sqrt + eps
         x[i] -= step_size * (s[i] / denom)
 
 

@@ -165,8 +165,8 @@ def _log_reduced(m, e):
 @njit(cache=True, inline="always")
 def _sincos_2pi(v):
     """``(cos 2 pi v, sin 2 pi v)`` for ``v`` in [0, 1]."""
-    q = np.floor(4.0 * v + 0.5)
-    a = _TWO_PI * (v - 0.25 * q)  # exact reduction: v - q/4 has no rounding error
+    qi = np.int64(math.floor(4.0 * v + 0.5))  # math, not np: every backend compiles it
+    a = _TWO_PI * (v - 0.25 * np.float64(qi))  # exact reduction: v - q/4 has no rounding error
     a2 = a * a
     sp = _SIN_C[8]
     sp = sp * a2 + _SIN_C[7]
@@ -188,7 +188,6 @@ def _sincos_2pi(v):
     cp = cp * a2 + _COS_C[2]
     cp = cp * a2 + _COS_C[1]
     cp = cp * a2 + _COS_C[0]
-    qi = np.int64(q)
     odd = np.float64(qi & 1)  # quadrants 1, 3 swap cos and sin
     sign_c = 1.0 - 2.0 * np.float64(((qi + 1) >> 1) & 1)  # cos sign per quadrant: + - - +
     sign_s = 1.0 - 2.0 * np.float64((qi >> 1) & 1)  # sin sign per quadrant: + + - -
@@ -199,7 +198,7 @@ def _sincos_2pi(v):
 def box_muller(u, v):
     """Two independent standard normals from ``u`` in (0, 1] and ``v`` in [0, 1)."""
     m, e = math.frexp(u)  # u = m 2^e, m in [1/2, 1)
-    r = np.sqrt(-2.0 * _log_reduced(2.0 * m, np.float64(e - 1)))
+    r = math.sqrt(-2.0 * _log_reduced(2.0 * m, np.float64(e - 1)))
     c, s = _sincos_2pi(v)
     return r * c, r * s
 
@@ -218,7 +217,7 @@ def box_muller_tile(u, v, z0, z1, bits, nc):
         bits[c] = (ub[c] & _MANT_BITS) | _ONE_BITS
     for c in range(nc):
         e = np.float64(((ub[c] >> 52) & 0x7FF) - 1023)
-        u[c] = np.sqrt(-2.0 * _log_reduced(mant[c], e))
+        u[c] = math.sqrt(-2.0 * _log_reduced(mant[c], e))
     for c in range(nc):
         cs, sn = _sincos_2pi(v[c])
         z0[c] = u[c] * cs

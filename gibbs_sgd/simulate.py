@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__
 from .kernels import cpu as cpu_kernels
+from .kernels import cuda as cuda_kernels
 from .landscapes import Landscape
 from .noise import Gaussian, Noise
 from .optimizers import Optimizer
@@ -46,8 +47,25 @@ _JOINT_HIST_BYTES = 512 * 2**20
 
 
 def available_backends() -> list[str]:
-    """Backends usable in this process (``"cpu"`` always)."""
-    return ["cpu"]
+    """Backends usable in this process: ``"cpu"`` always, ``"cuda"`` with numba-cuda and a GPU
+    (or numba-cuda's simulator, ``NUMBA_ENABLE_CUDASIM=1``)."""
+    return ["cpu"] + (["cuda"] if cuda_kernels.available() else [])
+
+
+def _resolve_backend(backend) -> str:
+    if backend == "auto":
+        # the simulator is for testing: "auto" takes a real GPU only
+        return "cuda" if cuda_kernels.gpu_available() else "cpu"
+    if backend == "cpu":
+        return "cpu"
+    if backend == "cuda":
+        if not cuda_kernels.available():
+            why = ("numba-cuda is not installed (pip install 'gibbs_sgd[gpu]')" if cuda_kernels._cuda_module() is None
+                   else "no usable CUDA GPU was found")
+            raise RuntimeError(f"backend='cuda' is not available here: {why}")
+        return "cuda"
+    raise ValueError(f"backend must be one of 'auto', 'cpu', 'cuda' (available here: {available_backends()}), "
+                     f"got {backend!r}")
 
 
 def _int_arg(name, value, lo, hi=None) -> int:
@@ -165,7 +183,7 @@ def simulate(
     backend: str = "auto",
     init=None,
     schedule: Schedule | None = None,
-    dtype=np.float64,
+    dtype=None,
     thin: int = 1,
     bins=100,
     loss_range=None,
@@ -196,10 +214,12 @@ def simulate(
     n_steps : int >= 1, steps per chain (< 2**32)
     burn_in : int in [0, n_steps), default ``n_steps // 2``; steps discarded before sampling
     seed : int in [0, 2**64); chain ``i``'s random stream depends on ``(seed, i, step)`` only
-    backend : ``"auto"`` or ``"cpu"``
+    backend : ``"auto"`` (a CUDA GPU when one is usable, else the CPU; ``result.config["backend"]``
+        says which ran), ``"cpu"`` or ``"cuda"``
     init : array (d,) or (n_chains, d), default the landscape's minimum (or the box centre)
     schedule : gibbs_sgd.schedules.Schedule, default constant
-    dtype : float64 or float32, the precision the chain state is stored in
+    dtype : float64 or float32, the precision the chain state is stored in; default float64 on
+        the CPU and float32 on the GPU
     thin : int >= 1, sample every ``thin``-th step of the window
     bins : int (bins over the landscape's box) or uniform edges (one array, or one per coordinate)
     loss_range : (lo, hi), optional, range of the loss histogram (default: L over the box)
@@ -240,9 +260,7 @@ def simulate(
     schedule = Constant() if schedule is None else schedule
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a gibbs_sgd.schedules.Schedule, got {type(schedule).__name__}")
-    if backend not in ("auto", "cpu"):
-        raise ValueError(f"backend must be one of 'auto', 'cpu' (available here: {available_backends()}), got {backend!r}")
-    backend = "cpu"
+    backend = _resolve_backend(backend)
     batch_size = _int_arg("batch_size", batch_size, 1)
     n_chains = _int_arg("n_chains", n_chains, 1)
     n_steps = _int_arg("n_steps", n_steps, 1, 2**32 - 1)
@@ -251,7 +269,7 @@ def simulate(
         raise ValueError(f"burn_in must be in [0, n_steps - 1] = [0, {n_steps - 1}], got {burn_in}")
     thin = _int_arg("thin", thin, 1)
     key0, key1 = seed_key(seed)
-    dt = _resolve_dtype(dtype)
+    dt = _resolve_dtype(dtype if dtype is not None else (np.float32 if backend == "cuda" else np.float64))
     k_traj = _int_arg("record_trajectories", record_trajectories, 0, n_chains)
     traj_every = thin if trajectory_every is None else _int_arg("trajectory_every", trajectory_every, 1)
     trace_points = _int_arg("trace_points", trace_points, 1)
@@ -271,7 +289,8 @@ def simulate(
     chunk = max_chunk if max_chunk is not None else max(1, _CHUNK_BYTES // bytes_per_chain)
     chunk = _int_arg("max_chunk", chunk, 1)
     chunk = max(block, (chunk // block) * block)
-    steps_per_call = min(n_steps, max(_MIN_STEPS_PER_CALL, _STEPS_PER_CALL_BUDGET // n_chains))
+    budget = cuda_kernels.STEPS_PER_CALL_BUDGET if backend == "cuda" else _STEPS_PER_CALL_BUDGET
+    steps_per_call = min(n_steps, max(_MIN_STEPS_PER_CALL, budget // n_chains))
 
     trace_every = max(1, -(-n_steps // trace_points))
     n_trace = -(-n_steps // trace_every)
@@ -282,7 +301,12 @@ def simulate(
             f"{k_traj * n_rec * d * 8 / 2**30:.1f} GiB; raise trajectory_every or record fewer chains"
         )
 
-    kern = cpu_kernels.build(landscape, noise, optimizer)
+    if backend == "cuda":
+        kern = cuda_kernels.build(landscape, noise, optimizer, dt)
+        where = cuda_kernels.device_name()
+    else:
+        kern = cpu_kernels.build(landscape, noise, optimizer)
+        where = f"{numba.get_num_threads()} threads"
     nt = numba.get_num_threads()
     nb = edges[0].shape[0] - 1
     hist1 = np.zeros((n_blocks, d, nb), np.int64)
@@ -324,7 +348,7 @@ def simulate(
             "landscape": landscape.describe(), "noise": noise.describe(), "optimizer": optimizer.describe(),
             "schedule": schedule.describe(), "batch_size": batch_size, "n_chains": n_chains, "n_steps": n_steps,
             "burn_in": burn_in, "thin": thin, "seed": int(seed), "dtype": dt.name, "block": block, "chunk": chunk,
-            "steps_per_call": steps_per_call, "edges": [e.tolist() for e in edges], "loss": [loss_lo, loss_hi],
+            "steps_per_call": steps_per_call, "backend": backend, "edges": [e.tolist() for e in edges], "loss": [loss_lo, loss_hi],
             "keep_final": keep_final, "k_traj": k_traj, "traj_every": traj_every, "trace_every": trace_every,
             "version": __version__,
         }
@@ -343,7 +367,14 @@ def simulate(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_chains * n_steps, initial=chain_steps_done, unit="chain-step", unit_scale=True,
-                   desc=f"simulate [{backend}, {nt} threads]", leave=False)
+                   desc=f"simulate [{backend}, {where}]", leave=False)
+    consts = {"k0": key0, "k1": key1, "lrs": lrs, "coef": coef, "pl": pl, "pn": pn, "data": data, "po": po,
+              "batch": batch_size, "burn_in": burn_in, "thin": thin, "block": block, "hlo": hlo, "hinv": hinv,
+              "hper": hper, "lossr": lossr, "trace_every": trace_every, "traj_every": traj_every,
+              "center": center, "bound": bound, "scratch_size": scratch}
+    stats = {"hist1": hist1, "hist2": hist2, "histL": histL, "hout": hout, "moments": moments, "trace": trace,
+             "traj": traj}
+    engine = (cuda_kernels.Engine if backend == "cuda" else cpu_kernels.Engine)(kern, stats, consts)
     interrupted = False
     chain_steps_run = 0
     t_kernel = time.perf_counter()
@@ -361,32 +392,28 @@ def simulate(
                     alive = np.ones(nc, np.uint8)
                     t_first = 0
                 b_lo, b_hi = c_lo // block, -(-c_hi // block)
-                mom_view = moments[b_lo:b_hi]
-                trace_view = trace[b_lo:b_hi]
+                engine.load(X, S, alive)
                 t_done = t_first
                 for t0 in range(t_first, n_steps, steps_per_call):
                     if stop[0]:
                         break
                     t1 = min(n_steps, t0 + steps_per_call)
-                    cpu_kernels.parallel_call(
-                        kern.run_segment, nt, X, S, alive, np.int64(t0), np.int64(t1), np.int64(c_lo), key0, key1, lrs, coef,
-                        pl, pn, data, po, np.int64(batch_size), np.int64(burn_in), np.int64(thin),
-                        np.int64(block), hlo, hinv, hper, lossr, hist1[b_lo:b_hi], hist2[b_lo:b_hi], histL[b_lo:b_hi],
-                        hout[b_lo:b_hi],
-                        mom_view, trace_view, np.int64(trace_every), traj, np.int64(traj_every),
-                        center, bound, np.int64(scratch),
-                    )
+                    engine.segment(t0, t1, c_lo, b_lo, b_hi)
                     t_done = t1
                     chain_steps_done += nc * (t1 - t0)
                     chain_steps_run += nc * (t1 - t0)
                     if bar is not None:
                         bar.update(nc * (t1 - t0))
                     if ckpt_path is not None and t1 < n_steps and time.perf_counter() - t_saved > checkpoint_every:
+                        engine.store(X, S, alive)
+                        engine.sync()
                         _checkpoint.save(ckpt_path, tag, {"chunk_start": c_lo, "step": t1},
                                          {"X": X, "S": S, "alive": alive}, acc)
                         t_saved = time.perf_counter()
+                engine.store(X, S, alive)
                 if t_done < n_steps:  # stopped inside this chunk
                     interrupted = True
+                    engine.sync()
                     if ckpt_path is not None:
                         _checkpoint.save(ckpt_path, tag, {"chunk_start": c_lo, "step": t_done},
                                          {"X": X, "S": S, "alive": alive}, acc)
@@ -397,6 +424,7 @@ def simulate(
                     alive_all[c_lo:c_hi] = ~dead
                 if interrupted:
                     break
+        engine.sync()
     finally:
         if bar is not None:
             bar.close()
@@ -428,6 +456,7 @@ def simulate(
             "thin": thin,
             "seed": int(seed),
             "backend": backend,
+            "device": where if backend == "cuda" else platform.processor() or platform.machine(),
             "dtype": dt.name,
             "block": block,
             "max_chunk": chunk,

@@ -48,6 +48,7 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit
 from gibbs_sgd.rng import stream_words, open_uniform, half_open_uniform, box_muller_tile
+from gibbs_sgd.kernels.common import add_sample
 {imports}
 
 D = {D}
@@ -98,7 +99,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
     g = np.empty(D)
     gt = np.empty(D)
     zv = np.empty(MZ)
-    acc = np.empty(NACC)
+    acc = np.empty(NACC + 5)
     bins = np.empty(D, np.int64)
     Z, U, V, ZA, ZB, IB = tile_buffers()
     scratch = np.empty(scratch_size)
@@ -145,12 +146,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
                 # in registers / L1 first, then added once to the block's row
                 tr_sum = 0.0
                 tr_n = 0.0
-                s_n = 0.0
-                s_l = 0.0
-                s_l2 = 0.0
-                s_lap = 0.0
-                s_g2 = 0.0
-                for q in range(NACC):
+                for q in range(NACC + 5):
                     acc[q] = 0.0
                 for c in range(nc):
                     if ta[c] == 0:
@@ -171,25 +167,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
                     if not sample:
                         continue
                     land_grad(xc, pl, gt)
-                    s_n += 1.0
-                    s_l += L
-                    s_l2 += L * L
-                    s_lap += land_lap(xc, pl)
-                    for i in range(D):
-                        gi = gt[i]
-                        s_g2 += gi * gi
-                        acc[i] += xc[i] * gi
-                        acc[D + i] += gi
-                        acc[2 * D + i] += gi * gi
-                    sc = ts[c]
-                    for i in range(D):
-                        zv[i] = xc[i]
-                    for i in range(NS * D):
-                        zv[D + i] = sc[i]
-                    for a in range(MZ):
-                        acc[3 * D + a] += zv[a]
-                        for q in range(MZ):
-                            acc[3 * D + MZ + a * MZ + q] += zv[a] * zv[q]
+                    add_sample(acc, xc, ts[c], gt, L, land_lap(xc, pl), zv)
                     # histograms (periodic coordinates folded onto the box first)
                     inside = True
                     for i in range(D):
@@ -220,13 +198,8 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
                     trace[b, t // trace_every, 1] += tr_n
                 if sample:
                     m = mom[b]
-                    m[0] += s_n
-                    m[1] += s_l
-                    m[2] += s_l2
-                    m[3] += s_lap
-                    m[4] += s_g2
-                    for q in range(NACC):
-                        m[5 + q] += acc[q]
+                    for q in range(NACC + 5):
+                        m[q] += acc[q]
             for c in range(nc):
                 alive[c0 + c] = ta[c]
                 for i in range(D):
@@ -308,7 +281,7 @@ def cache_dir() -> Path:
 def _model_source_hash() -> str:
     h = hashlib.sha256()
     pkg = Path(__file__).resolve().parent.parent
-    for name in ("rng.py", "landscapes.py", "noise.py", "optimizers.py", "_model.py"):
+    for name in ("rng.py", "landscapes.py", "noise.py", "optimizers.py", "_model.py", "kernels/common.py"):
         h.update((pkg / name).read_bytes())
     h.update(_TEMPLATE.encode())
     h.update(numba.__version__.encode())
@@ -320,47 +293,40 @@ _MODEL_HASH = None
 _KERNELS: dict = {}
 
 
-def build(landscape, noise, optimizer):
-    """The compiled kernel module (``run_segment``, ``rng_only``) for this structure."""
+def _model_hash() -> str:
+    """Hash of the model modules' source and the library versions (computed once per process)."""
     global _MODEL_HASH
-    key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key())
-    if key in _KERNELS:
-        return _KERNELS[key]
-    fns = {}
-    for role, f in (
-        ("land_loss", landscape.kernel_functions()["loss"]),
-        ("land_grad", landscape.kernel_functions()["grad"]),
-        ("land_lap", landscape.kernel_functions()["laplacian"]),
-        ("noise_fn", noise.kernel_functions()["noise"]),
-        ("update", optimizer.kernel_functions()["update"]),
-    ):
-        fns[role] = f
-    cacheable = all(isinstance(f, str) for f in fns.values())
-    d = landscape.dim
-    ns = optimizer.n_state
-    nz = noise.n_normals(d)
-    lay = moment_layout(d, ns)
-    imports = "\n".join(
+    if _MODEL_HASH is None:
+        _MODEL_HASH = _model_source_hash()
+    return _MODEL_HASH
+
+
+def model_functions(landscape, noise, optimizer) -> dict:
+    """The kernel's roles mapped to the model's functions (``"module:name"`` or user objects)."""
+    lf = landscape.kernel_functions()
+    return {
+        "land_loss": lf["loss"],
+        "land_grad": lf["grad"],
+        "land_lap": lf["laplacian"],
+        "noise_fn": noise.kernel_functions()["noise"],
+        "update": optimizer.kernel_functions()["update"],
+    }
+
+
+def import_lines(fns: dict) -> str:
+    """``from module import name as role`` for the model functions that live in modules."""
+    return "\n".join(
         f"from {f.split(':')[0]} import {f.split(':')[1]} as {role}" for role, f in fns.items() if isinstance(f, str)
     )
-    src = _TEMPLATE.format(
-        structure=repr(key),
-        imports=imports,
-        D=d,
-        NS=ns,
-        NSD=max(ns * d, 1),
-        NZ=nz,
-        TILE=TILE,
-        ADDS=bool(noise.adds_to_gradient),
-        NACC=lay["n_columns"] - 5,
-        MZ=lay["state_size"],
-        CACHE=cacheable,
-    )
-    if cacheable:
-        if _MODEL_HASH is None:
-            _MODEL_HASH = _model_source_hash()
-        digest = hashlib.sha256((_MODEL_HASH + src).encode()).hexdigest()[:20]
-        name = f"gibbs_sgd_kernel_{digest}"
+
+
+def load_generated(src: str, fns: dict, prefix: str, key):
+    """Import generated kernel source: from a file in :func:`cache_dir` named by its hash when
+    every model function lives in a module (so Numba can cache it on disk), else in memory
+    with the user's function objects in its namespace."""
+    if all(isinstance(f, str) for f in fns.values()):
+        digest = hashlib.sha256((_model_hash() + src).encode()).hexdigest()[:20]
+        name = f"{prefix}_{digest}"
         path = cache_dir() / f"{name}.py"
         if not path.exists():
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -370,11 +336,76 @@ def build(landscape, noise, optimizer):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    else:
-        import types
+        return module
+    import types
 
-        module = types.ModuleType(f"gibbs_sgd_kernel_user_{len(_KERNELS)}")
-        module.__dict__.update({k: v for k, v in fns.items() if not isinstance(v, str)})
-        exec(compile(src, f"<gibbs_sgd kernel {key!r}>", "exec"), module.__dict__)
+    module = types.ModuleType(f"{prefix}_user_{abs(hash(key))}")
+    module.__dict__.update({k: v for k, v in fns.items() if not isinstance(v, str)})
+    exec(compile(src, f"<{prefix} {key!r}>", "exec"), module.__dict__)
+    return module
+
+
+def build(landscape, noise, optimizer):
+    """The compiled kernel module (``run_segment``, ``rng_only``) for this structure."""
+    key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key())
+    if key in _KERNELS:
+        return _KERNELS[key]
+    fns = model_functions(landscape, noise, optimizer)
+    d = landscape.dim
+    ns = optimizer.n_state
+    lay = moment_layout(d, ns)
+    src = _TEMPLATE.format(
+        structure=repr(key),
+        imports=import_lines(fns),
+        D=d,
+        NS=ns,
+        NSD=max(ns * d, 1),
+        NZ=noise.n_normals(d),
+        TILE=TILE,
+        ADDS=bool(noise.adds_to_gradient),
+        NACC=lay["n_columns"] - 5,
+        MZ=lay["state_size"],
+        CACHE=all(isinstance(f, str) for f in fns.values()),
+    )
+    module = load_generated(src, fns, "gibbs_sgd_kernel", key)
     _KERNELS[key] = module
     return module
+
+
+class Engine:
+    """Runs one simulation's segments on this machine's cores (the interface of every backend).
+
+    ``load`` hands it a chunk's state arrays, ``segment`` advances them from step ``t0`` to
+    ``t1`` while adding to the statistics in ``host`` (rows ``b_lo:b_hi`` for this chunk's
+    blocks), ``store`` copies the state back and ``sync`` the statistics; on the CPU the
+    kernel works on the host arrays themselves, so both are no-ops.
+    """
+
+    name = "cpu"
+
+    def __init__(self, module, host: dict, consts: dict):
+        self.kern = module
+        self.host = host
+        self.c = consts
+        self.threads = numba.get_num_threads()
+
+    def load(self, X, S, alive):
+        self.X, self.S, self.alive = X, S, alive
+
+    def segment(self, t0, t1, c_lo, b_lo, b_hi):
+        c, h = self.c, self.host
+        parallel_call(
+            self.kern.run_segment, self.threads, self.X, self.S, self.alive, np.int64(t0), np.int64(t1),
+            np.int64(c_lo), c["k0"], c["k1"], c["lrs"], c["coef"], c["pl"], c["pn"], c["data"], c["po"],
+            np.int64(c["batch"]), np.int64(c["burn_in"]), np.int64(c["thin"]), np.int64(c["block"]),
+            c["hlo"], c["hinv"], c["hper"], c["lossr"], h["hist1"][b_lo:b_hi], h["hist2"][b_lo:b_hi],
+            h["histL"][b_lo:b_hi], h["hout"][b_lo:b_hi], h["moments"][b_lo:b_hi], h["trace"][b_lo:b_hi],
+            np.int64(c["trace_every"]), h["traj"], np.int64(c["traj_every"]), c["center"],
+            float(c["bound"]), np.int64(c["scratch_size"]),
+        )
+
+    def store(self, X, S, alive):
+        pass
+
+    def sync(self):
+        pass
