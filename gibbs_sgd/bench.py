@@ -1,4 +1,9 @@
-"""CPU benchmark: :func:`gibbs_sgd.simulate` against the NumPy code a user would write instead.
+"""Benchmarks: :func:`gibbs_sgd.simulate` against the array code a user would write instead.
+
+On the CPU (:func:`run_benchmarks`, ``gibbs-sgd bench``) the array code runs on NumPy; on the
+GPU (:func:`run_cuda_benchmarks`, ``gibbs-sgd bench --backend cuda``) the same array code runs
+on CuPy and on PyTorch eager (one source, :class:`ArrayOps`), beside the CUDA kernel's
+RNG-only loop. The CPU protocol:
 
 For each case, on the same ``n_chains x n_steps``, three things are timed side by side in one
 process (interleaved: simulate, NumPy, RNG-only, then again, ``repeat`` times; the best of the
@@ -68,7 +73,8 @@ from .optimizers import SGD, Adam, HeavyBall
 from .rng import seed_key
 from .simulate import simulate
 
-__all__ = ["CASES", "run_benchmarks", "format_table", "machine_info"]
+__all__ = ["CASES", "CUDA_CASES", "run_benchmarks", "run_cuda_benchmarks", "format_table", "format_cuda_table",
+           "missed_targets", "plot_benchmark", "machine_info", "ArrayOps"]
 
 DEFAULT_CHAINS = 1_000_000
 DEFAULT_STEPS = 200
@@ -83,48 +89,141 @@ class Case:
     name: str
     title: str
     make: Callable  # () -> (landscape, optimizer, noise, batch_size)
-    numpy_run: Callable  # (landscape, optimizer, noise, B, n, steps, burn_in, thin, edges, seed) -> dict
+    array_run: Callable  # (ops, landscape, optimizer, noise, B, n, steps, burn_in, thin, edges) -> dict
     numpy_target: float | None  # simulate / NumPy target (None: no target for this case)
     rng_target: float  # simulate / RNG-only target
 
 
 # =========================================================================================
-# The NumPy code a user would write (array-at-a-time, one array per coordinate)
+# The array code a user would write (array-at-a-time, one array per coordinate), written
+# once and run on NumPy (CPU), CuPy (GPU) or PyTorch eager (GPU or CPU) through ``ops``
 # =========================================================================================
-class _Stats:
-    """Histogram by ``np.bincount`` of computed bin indices, and running sums of L and L^2."""
+class ArrayOps:
+    """The few things the array codes need beyond NumPy-style ufuncs, for one array library.
 
-    def __init__(self, edges):
+    ``xp`` is the NumPy-like namespace (``numpy``, ``cupy``, or a thin torch adapter);
+    ``normal(out)`` fills ``out`` with standard normals from the library's own generator
+    (NumPy/CuPy ``default_rng``, torch's Philox/MT generator), seeded once.
+    """
+
+    def __init__(self, library: str = "numpy", seed: int = 0, dtype=np.float64, device: str | None = None):
+        self.library = library
+        self.dtype = np.dtype(dtype)
+        if library == "numpy":
+            self.xp = np
+            self._gen = np.random.default_rng(seed)
+        elif library == "cupy":
+            import cupy
+
+            self.xp = cupy
+            self._gen = cupy.random.default_rng(seed)
+        elif library == "torch":
+            import torch
+
+            dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self.xp = _TorchNamespace(torch, dev, self.dtype)
+            self._gen = torch.Generator(device=dev)
+            self._gen.manual_seed(seed)
+        else:
+            raise ValueError(f"library must be 'numpy', 'cupy' or 'torch', got {library!r}")
+
+    @property
+    def device(self) -> str:
+        return self.xp.device if self.library == "torch" else ("cpu" if self.library == "numpy" else "cuda")
+
+    def full(self, n, value):
+        return self.xp.full(n, float(value), dtype=self.dtype) if self.library != "torch" else self.xp.full(n, value)
+
+    def empty(self, shape):
+        return self.xp.empty(shape, dtype=self.dtype) if self.library != "torch" else self.xp.empty(shape)
+
+    def zeros(self, shape):
+        return self.xp.zeros(shape, dtype=self.dtype) if self.library != "torch" else self.xp.zeros(shape)
+
+    def counts(self, n):
+        return self.xp.zeros(n, dtype=np.int64) if self.library != "torch" else self.xp.zeros(n, index=True)
+
+    def normal(self, out):
+        if self.library == "torch":
+            out.normal_(generator=self._gen)
+        else:
+            self._gen.standard_normal(dtype=self.dtype, out=out)
+
+    def index(self, k):
+        return k.long() if self.library == "torch" else k.astype(np.intp)
+
+    def host(self, a) -> np.ndarray:
+        if self.library == "numpy":
+            return a
+        if self.library == "cupy":
+            return self.xp.asnumpy(a)
+        return a.cpu().numpy()
+
+    def sync(self):
+        if self.library == "cupy":
+            self.xp.cuda.Device().synchronize()
+        elif self.library == "torch" and self.xp.device.startswith("cuda"):
+            self.xp.torch.cuda.synchronize()
+
+
+class _TorchNamespace:
+    """NumPy-style names over torch for the array codes (``out=`` arguments work the same)."""
+
+    def __init__(self, torch, device, dtype):
+        self.torch = torch
+        self.device = device
+        self._dt = torch.float32 if dtype == np.float32 else torch.float64
+        for name in ("subtract", "multiply", "divide", "sqrt", "exp", "floor", "clip", "bincount", "dot",
+                     "zeros_like"):
+            setattr(self, name, getattr(torch, name))
+
+    def full(self, n, value):
+        return self.torch.full((n,), float(value), dtype=self._dt, device=self.device)
+
+    def empty(self, shape):
+        return self.torch.empty(shape, dtype=self._dt, device=self.device)
+
+    def zeros(self, shape, index=False):
+        return self.torch.zeros(shape, dtype=self.torch.int64 if index else self._dt, device=self.device)
+
+
+class _Stats:
+    """Histogram by ``bincount`` of computed bin indices, and running sums of L and L^2."""
+
+    def __init__(self, ops, edges):
+        self.ops = ops
         self.lo = [float(e[0]) for e in edges]
         self.nb = edges[0].shape[0] - 1
         self.inv = [self.nb / float(e[-1] - e[0]) for e in edges]
-        self.hist = [np.zeros(self.nb + 2, np.int64) for _ in edges]  # slot 0: below, nb+1: above
-        self.hist2 = np.zeros((self.nb + 2) ** 2, np.int64) if len(edges) == 2 else None
+        self.hist = [ops.counts(self.nb + 2) for _ in edges]  # slot 0: below, nb+1: above
+        self.hist2 = ops.counts((self.nb + 2) ** 2) if len(edges) == 2 else None
         self.sum_l = 0.0
         self.sum_l2 = 0.0
         self.count = 0
 
     def add(self, coords, loss):
+        xp = self.ops.xp
         idx = []
         for i, x in enumerate(coords):
-            k = np.floor((x - self.lo[i]) * self.inv[i])
-            np.clip(k, -1, self.nb, out=k)
-            k = k.astype(np.intp)
+            k = xp.floor((x - self.lo[i]) * self.inv[i])
+            xp.clip(k, -1, self.nb, out=k)
+            k = self.ops.index(k)
             k += 1
-            self.hist[i] += np.bincount(k, minlength=self.nb + 2)
+            self.hist[i] += xp.bincount(k, minlength=self.nb + 2)
             idx.append(k)
         if self.hist2 is not None:
             flat = idx[0] * (self.nb + 2)
             flat += idx[1]
-            self.hist2 += np.bincount(flat, minlength=(self.nb + 2) ** 2)
+            self.hist2 += xp.bincount(flat, minlength=(self.nb + 2) ** 2)
         self.sum_l += float(loss.sum())
-        self.sum_l2 += float(np.dot(loss, loss))
+        self.sum_l2 += float(xp.dot(loss, loss))
         self.count += loss.shape[0]
 
     def result(self):
+        hist = [self.ops.host(h) for h in self.hist]
         return {
-            "hist": np.stack([h[1:-1] for h in self.hist]),
-            "outside": np.array([[h[0], h[-1]] for h in self.hist]),
+            "hist": np.stack([h[1:-1] for h in hist]),
+            "outside": np.array([[h[0], h[-1]] for h in hist]),
             "mean_loss": self.sum_l / self.count,
             "mean_loss_sq": self.sum_l2 / self.count,
             "n_samples": self.count,
@@ -135,21 +234,21 @@ def _sampled(t, burn_in, thin):
     return t >= burn_in and (t - burn_in) % thin == 0
 
 
-def _numpy_sgd_quadratic(land, opt, noise, B, n, steps, burn_in, thin, edges, seed):
+def _array_sgd_quadratic(ops, land, opt, noise, B, n, steps, burn_in, thin, edges):
     """1-D SGD on ``h/2 (x - c)^2 + L0``: ``x -= lr * (h (x - c) + sigma/sqrt(B) z)``."""
-    rng = np.random.default_rng(seed)
+    xp = ops.xp
     h = float(land.hessian[0, 0])
     c = float(land.center[0])
     l0 = float(land.offset)
     lr = opt.lr
     s = noise.sigma / math.sqrt(B)
-    x = np.full(n, float(land.minimum[0]))
-    z = np.empty(n)
-    g = np.empty(n)
-    stats = _Stats(edges)
+    x = ops.full(n, land.minimum[0])
+    z = ops.empty(n)
+    g = ops.empty(n)
+    stats = _Stats(ops, edges)
     for t in range(steps):
-        rng.standard_normal(out=z)
-        np.subtract(x, c, out=g)
+        ops.normal(z)
+        xp.subtract(x, c, out=g)
         g *= h
         z *= s
         g += z
@@ -161,11 +260,12 @@ def _numpy_sgd_quadratic(land, opt, noise, B, n, steps, burn_in, thin, edges, se
     return stats.result()
 
 
-def _noisy_double_well_grad(rng, x, D, a, tau, s, z, u, g):
+def _noisy_double_well_grad(ops, x, D, a, tau, s, z, u, g):
     """``g = (4 D u (u^2 - 1) + tau) / a + s z`` with ``u = x / a``, in place (z, u: scratch)."""
-    rng.standard_normal(out=z)
-    np.multiply(x, 1.0 / a, out=u)
-    np.multiply(u, u, out=g)
+    xp = ops.xp
+    ops.normal(z)
+    xp.multiply(x, 1.0 / a, out=u)
+    xp.multiply(u, u, out=g)
     g -= 1.0
     g *= u
     g *= 4.0 * D / a
@@ -180,32 +280,32 @@ def _double_well_loss(x, D, a, tau):
     return D * w * w + tau * v
 
 
-def _numpy_heavyball_double_well(land, opt, noise, B, n, steps, burn_in, thin, edges, seed):
+def _array_heavyball_double_well(ops, land, opt, noise, B, n, steps, burn_in, thin, edges):
     """Heavy ball (torch.optim.SGD, momentum mu, no dampening) on the tilted double well.
 
     ``u = x / a``, ``g = (4 D u (u^2 - 1) + tau) / a + sigma/sqrt(B) z``, ``b = mu b + g``
     (``b = g`` at the first step), ``x -= lr * b``.
     """
     if opt.dampening != 0 or opt.nesterov:
-        raise ValueError("the NumPy heavy-ball reference implements dampening = 0, nesterov = False")
-    rng = np.random.default_rng(seed)
+        raise ValueError("the array heavy-ball reference implements dampening = 0, nesterov = False")
+    xp = ops.xp
     D, a, tau = land.barrier, land.width, land.tilt
     lr, mu = opt.lr, opt.momentum
     s = noise.sigma / math.sqrt(B)
-    x = np.full(n, float(land.minimum[0]))
-    b = np.zeros(n)
-    z = np.empty(n)
-    u = np.empty(n)
-    g = np.empty(n)
-    stats = _Stats(edges)
+    x = ops.full(n, land.minimum[0])
+    b = ops.zeros(n)
+    z = ops.empty(n)
+    u = ops.empty(n)
+    g = ops.empty(n)
+    stats = _Stats(ops, edges)
     for t in range(steps):
-        _noisy_double_well_grad(rng, x, D, a, tau, s, z, u, g)
+        _noisy_double_well_grad(ops, x, D, a, tau, s, z, u, g)
         if t == 0:
             b[:] = g
         else:
             b *= mu
             b += g
-        np.multiply(b, lr, out=g)
+        xp.multiply(b, lr, out=g)
         x -= g
         if _sampled(t, burn_in, thin):
             stats.add([x], _double_well_loss(x, D, a, tau))
@@ -214,41 +314,41 @@ def _numpy_heavyball_double_well(land, opt, noise, B, n, steps, burn_in, thin, e
 
 def _mb_constants(land):
     p = land.kernel_params()
-    return float(p[0]), p[1:5], p[5:9], p[9:13], p[13:17], p[17:21], p[21:25]
+    return float(p[0]), *([float(v) for v in p[1 + 4 * j:5 + 4 * j]] for j in range(6))
 
 
-def _numpy_mb_loss(x, y, consts):
+def _array_mb_loss(xp, x, y, consts):
     scale, A, a, b, c, x0, y0 = consts
-    out = np.zeros_like(x)
+    out = xp.zeros_like(x)
     for i in range(4):
         dx = x - x0[i]
         dy = y - y0[i]
-        out += A[i] * np.exp(a[i] * dx * dx + b[i] * dx * dy + c[i] * dy * dy)
+        out += A[i] * xp.exp(a[i] * dx * dx + b[i] * dx * dy + c[i] * dy * dy)
     out *= scale
     return out
 
 
-def _numpy_sgd_mueller_brown(land, opt, noise, B, n, steps, burn_in, thin, edges, seed):
+def _array_sgd_mueller_brown(ops, land, opt, noise, B, n, steps, burn_in, thin, edges):
     """2-D SGD on the Mueller-Brown surface: the four Gaussian terms' gradients summed per step."""
-    rng = np.random.default_rng(seed)
+    xp = ops.xp
     consts = _mb_constants(land)
     scale, A, a, b, c, x0, y0 = consts
     lr = opt.lr
     s = noise.sigma / math.sqrt(B)
-    x = np.full(n, float(land.minimum[0]))
-    y = np.full(n, float(land.minimum[1]))
-    z = np.empty((2, n))
-    gx = np.empty(n)
-    gy = np.empty(n)
-    stats = _Stats(edges)
+    x = ops.full(n, land.minimum[0])
+    y = ops.full(n, land.minimum[1])
+    z = ops.empty((2, n))
+    gx = ops.empty(n)
+    gy = ops.empty(n)
+    stats = _Stats(ops, edges)
     for t in range(steps):
-        rng.standard_normal(out=z)
+        ops.normal(z)
         gx[:] = 0.0
         gy[:] = 0.0
         for i in range(4):
             dx = x - x0[i]
             dy = y - y0[i]
-            e = np.exp(a[i] * dx * dx + b[i] * dx * dy + c[i] * dy * dy)
+            e = xp.exp(a[i] * dx * dx + b[i] * dx * dy + c[i] * dy * dy)
             e *= A[i]
             gx += e * (2.0 * a[i] * dx + b[i] * dy)
             gy += e * (b[i] * dx + 2.0 * c[i] * dy)
@@ -262,7 +362,42 @@ def _numpy_sgd_mueller_brown(land, opt, noise, B, n, steps, burn_in, thin, edges
         x -= gx
         y -= gy
         if _sampled(t, burn_in, thin):
-            stats.add([x, y], _numpy_mb_loss(x, y, consts))
+            stats.add([x, y], _array_mb_loss(xp, x, y, consts))
+    return stats.result()
+
+
+def _array_adam_double_well(ops, land, opt, noise, B, n, steps, burn_in, thin, edges):
+    """torch.optim.Adam's update, array-at-a-time, on the tilted double well."""
+    if opt.amsgrad or opt.bias_correction != "torch":
+        raise ValueError("the array Adam reference implements torch's bias correction without amsgrad")
+    xp = ops.xp
+    D, a, tau = land.barrier, land.width, land.tilt
+    b1, b2 = opt.betas
+    s = noise.sigma / math.sqrt(B)
+    x = ops.full(n, land.minimum[0])
+    m = ops.zeros(n)
+    v = ops.zeros(n)
+    z = ops.empty(n)
+    u = ops.empty(n)
+    g = ops.empty(n)
+    stats = _Stats(ops, edges)
+    for t in range(steps):
+        _noisy_double_well_grad(ops, x, D, a, tau, s, z, u, g)
+        m *= b1
+        m += (1.0 - b1) * g
+        g *= g
+        v *= b2
+        v += (1.0 - b2) * g
+        k = t + 1
+        step = opt.lr / (1.0 - b1**k)
+        xp.sqrt(v, out=u)
+        u *= 1.0 / math.sqrt(1.0 - b2**k)
+        u += opt.eps
+        xp.divide(m, u, out=g)
+        g *= step
+        x -= g
+        if _sampled(t, burn_in, thin):
+            stats.add([x], _double_well_loss(x, D, a, tau))
     return stats.result()
 
 
@@ -292,49 +427,14 @@ def _make_adam_double_well():
     return DoubleWell(barrier=1.0, tilt=0.2), Adam(lr=0.01, betas=(0.9, 0.999)), Gaussian(2.0), 1
 
 
-def _numpy_adam_double_well(land, opt, noise, B, n, steps, burn_in, thin, edges, seed):
-    """torch.optim.Adam's update, array-at-a-time, on the tilted double well."""
-    if opt.amsgrad or opt.bias_correction != "torch":
-        raise ValueError("the NumPy Adam reference implements torch's bias correction without amsgrad")
-    rng = np.random.default_rng(seed)
-    D, a, tau = land.barrier, land.width, land.tilt
-    b1, b2 = opt.betas
-    s = noise.sigma / math.sqrt(B)
-    x = np.full(n, float(land.minimum[0]))
-    m = np.zeros(n)
-    v = np.zeros(n)
-    z = np.empty(n)
-    u = np.empty(n)
-    g = np.empty(n)
-    stats = _Stats(edges)
-    for t in range(steps):
-        _noisy_double_well_grad(rng, x, D, a, tau, s, z, u, g)
-        m *= b1
-        m += (1.0 - b1) * g
-        g *= g
-        v *= b2
-        v += (1.0 - b2) * g
-        k = t + 1
-        step = opt.lr / (1.0 - b1**k)
-        np.sqrt(v, out=u)
-        u *= 1.0 / math.sqrt(1.0 - b2**k)
-        u += opt.eps
-        np.divide(m, u, out=g)
-        g *= step
-        x -= g
-        if _sampled(t, burn_in, thin):
-            stats.add([x], _double_well_loss(x, D, a, tau))
-    return stats.result()
-
-
 CASES = {
-    "sgd-quadratic": Case("sgd-quadratic", "1-D SGD, quadratic", _make_sgd_quadratic, _numpy_sgd_quadratic, 4.0, 0.85),
+    "sgd-quadratic": Case("sgd-quadratic", "1-D SGD, quadratic", _make_sgd_quadratic, _array_sgd_quadratic, 4.0, 0.85),
     "heavyball-doublewell": Case("heavyball-doublewell", "heavy ball (mu = 0.9), double well",
-                                 _make_heavyball_double_well, _numpy_heavyball_double_well, 4.0, 0.85),
-    "adam-doublewell": Case("adam-doublewell", "Adam, double well", _make_adam_double_well, _numpy_adam_double_well,
+                                 _make_heavyball_double_well, _array_heavyball_double_well, 4.0, 0.85),
+    "adam-doublewell": Case("adam-doublewell", "Adam, double well", _make_adam_double_well, _array_adam_double_well,
                             6.0, 0.80),
     "sgd-muellerbrown": Case("sgd-muellerbrown", "2-D SGD, Mueller-Brown", _make_sgd_mueller_brown,
-                             _numpy_sgd_mueller_brown, None, 0.85),
+                             _array_sgd_mueller_brown, None, 0.85),
 }
 
 
@@ -433,6 +533,20 @@ def _mean_loss_z(sim, ref) -> float:
     return (float(est.value) - ref["mean_loss"]) / se if se > 0 else math.nan
 
 
+def _check_job(cases, catalogue, n_chains, n_steps, repeat, thin, burn_in):
+    """The case names to run and the burn-in, or a ValueError naming the bad argument."""
+    names = list(catalogue) if cases is None else list(cases)
+    unknown = [c for c in names if c not in catalogue]
+    if unknown:
+        raise ValueError(f"unknown case(s) {unknown}; choose from {list(catalogue)}")
+    if n_chains < 1 or n_steps < 2 or repeat < 1 or thin < 1:
+        raise ValueError("need n_chains >= 1, n_steps >= 2, repeat >= 1, thin >= 1")
+    burn_in = n_steps // 2 if burn_in is None else int(burn_in)
+    if not 0 <= burn_in < n_steps:
+        raise ValueError(f"burn_in must be in [0, {n_steps - 1}], got {burn_in}")
+    return names, burn_in
+
+
 def run_benchmarks(
     cases=None,
     n_chains: int = DEFAULT_CHAINS,
@@ -462,15 +576,7 @@ def run_benchmarks(
     chain-steps/s, the ratios ``simulate / numpy`` and ``simulate / rng_only``, whether each
     target is met, and the mean losses of simulate and NumPy with their z-score.
     """
-    names = list(CASES) if cases is None else list(cases)
-    unknown = [c for c in names if c not in CASES]
-    if unknown:
-        raise ValueError(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    if n_chains < 1 or n_steps < 2 or repeat < 1 or thin < 1:
-        raise ValueError("need n_chains >= 1, n_steps >= 2, repeat >= 1, thin >= 1")
-    burn_in = n_steps // 2 if burn_in is None else int(burn_in)
-    if not 0 <= burn_in < n_steps:
-        raise ValueError(f"burn_in must be in [0, {n_steps - 1}], got {burn_in}")
+    names, burn_in = _check_job(cases, CASES, n_chains, n_steps, repeat, thin, burn_in)
     log = log or (lambda s: None)
     work = n_chains * n_steps
     out = {
@@ -505,7 +611,8 @@ def run_benchmarks(
             t_sim.append(dt)
             log(f"[{name}] repeat {r + 1}/{repeat}: simulate {work / dt / 1e6:8.1f} M chain-steps/s")
             t = time.perf_counter()
-            np_res = case.numpy_run(land, opt, noise, B, n_chains, n_steps, burn_in, thin, edges, seed)
+            np_res = case.array_run(ArrayOps("numpy", seed), land, opt, noise, B, n_chains, n_steps, burn_in, thin,
+                                    edges)
             t_np.append(time.perf_counter() - t)
             log(f"[{name}] repeat {r + 1}/{repeat}: numpy    {work / t_np[-1] / 1e6:8.1f} M chain-steps/s")
             t_rng.append(_run_rng_only(kern, n_chains, n_steps, seed))
@@ -583,3 +690,256 @@ def format_table(data: dict) -> str:
         f"{m['date']}.",
     ]
     return "\n".join(lines)
+
+
+# =========================================================================================
+# GPU benchmark
+# =========================================================================================
+# Cases on the GPU: the CPU cases in float32 (the GPU default), plus 1-D SGD in float64.
+CUDA_CASES = {
+    "sgd-quadratic": ("sgd-quadratic", np.float32),
+    "sgd-quadratic-fp64": ("sgd-quadratic", np.float64),
+    "heavyball-doublewell": ("heavyball-doublewell", np.float32),
+    "adam-doublewell": ("adam-doublewell", np.float32),
+    "sgd-muellerbrown": ("sgd-muellerbrown", np.float32),
+}
+# Targets on the GPU: simulate >= 70% of the RNG-only kernel in every case; 1-D SGD in
+# float32 >= 1e11 chain-steps/s; Adam >= 10x the CuPy array code.
+CUDA_RNG_TARGET = 0.70
+CUDA_ABSOLUTE_TARGETS = {"sgd-quadratic": 1e11}
+CUDA_CUPY_TARGETS = {"adam-doublewell": 10.0}
+DEFAULT_CUDA_CHAINS = 2**25
+DEFAULT_CUDA_STEPS = 400
+
+
+def gpu_info() -> dict:
+    """The GPU (or the simulator) and the versions of the GPU libraries that are importable."""
+    from .kernels import cuda as cuda_kernels
+
+    info = {"device": cuda_kernels.device_name(), "simulator": cuda_kernels.simulator_enabled(), "versions": {}}
+    for mod in ("numba_cuda", "cupy", "torch"):
+        try:
+            info["versions"][mod] = __import__(mod).__version__
+        except Exception:
+            info["versions"][mod] = None
+    return info
+
+
+def _run_rng_only_cuda(kern, n, steps, seed):
+    """Seconds for the CUDA ``rng_only`` kernel over ``n`` chains x ``steps`` (synchronised)."""
+    from numba import cuda
+
+    from .kernels.cuda import TPB
+
+    k0, k1 = seed_key(seed)
+    out = cuda.device_array(n, np.float64)
+    cuda.synchronize()
+    t = time.perf_counter()
+    kern.rng_only[-(-n // TPB), TPB](np.int64(n), np.int64(0), np.int64(steps), np.int64(0), k0, k1, out)
+    cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def array_libraries() -> list[str]:
+    """The GPU-capable array libraries (CuPy, PyTorch) importable here."""
+    libs = []
+    for lib in ("cupy", "torch"):
+        try:
+            __import__(lib)
+            libs.append(lib)
+        except Exception:
+            pass
+    return libs
+
+
+def run_cuda_benchmarks(
+    cases=None,
+    n_chains: int = DEFAULT_CUDA_CHAINS,
+    n_steps: int = DEFAULT_CUDA_STEPS,
+    repeat: int = 3,
+    burn_in: int | None = None,
+    thin: int = DEFAULT_THIN,
+    bins: int = DEFAULT_BINS,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Time simulate on the GPU beside CuPy and PyTorch-eager array code and the RNG-only kernel.
+
+    The same job as :func:`run_benchmarks` (same model, burn-in, thinning and statistics),
+    with the array code of this module run by CuPy and by PyTorch eager on the GPU (a library
+    that is not installed is reported as missing), each code synchronised before its clock
+    stops. Rates in chain-steps/s; best of ``repeat`` after an untimed warm-up of each code.
+    """
+    from .kernels import cuda as cuda_kernels
+
+    if not cuda_kernels.available():
+        raise RuntimeError("the CUDA benchmark needs numba-cuda and a GPU (or NUMBA_ENABLE_CUDASIM=1 for a smoke test)")
+    names, burn_in = _check_job(cases, CUDA_CASES, n_chains, n_steps, repeat, thin, burn_in)
+    log = log or (lambda s: None)
+    libs = array_libraries()
+    work = n_chains * n_steps
+    out = {
+        "backend": "cuda",
+        "machine": machine_info(),
+        "gpu": gpu_info(),
+        "settings": {"n_chains": n_chains, "n_steps": n_steps, "burn_in": burn_in, "thin": thin, "bins": bins,
+                     "repeat": repeat, "seed": seed,
+                     "timing": "best of `repeat` warm runs, codes interleaved, each synchronised; "
+                               "rate = n_chains * n_steps / seconds"},
+        "codes": ["simulate", "cupy", "torch", "rng_only"],
+        "cases": {},
+    }
+    for name in names:
+        base, dtype = CUDA_CASES[name]
+        case = CASES[base]
+        model = case.make()
+        land, opt, noise, B = model
+        edges = [np.linspace(land.box[i, 0], land.box[i, 1], bins + 1) for i in range(land.dim)]
+        kern = cuda_kernels.build(land, noise, opt, dtype)
+
+        def run_sim(n, steps, b_in):
+            t = time.perf_counter()
+            res = simulate(land, opt, noise=noise, batch_size=B, n_chains=n, n_steps=steps, burn_in=b_in, thin=thin,
+                           bins=bins, seed=seed, backend="cuda", dtype=dtype, trace_points=max(1, steps // thin),
+                           progress=False)
+            return time.perf_counter() - t, res
+
+        def run_array(lib, n, steps, b_in):
+            ops = ArrayOps(lib, seed, dtype)
+            ops.sync()
+            t = time.perf_counter()
+            res = case.array_run(ops, land, opt, noise, B, n, steps, b_in, thin, edges)
+            ops.sync()
+            return time.perf_counter() - t, res, ops.device
+
+        log(f"[{name}] compiling and warming up ...")
+        small = (min(n_chains, 4096), min(n_steps, 20), min(burn_in, 10))
+        run_sim(*small)
+        _run_rng_only_cuda(kern, small[0], small[1], seed)
+        for lib in libs:
+            run_array(lib, *small)
+        secs = {code: [] for code in out["codes"]}
+        results = {}
+        devices = {}
+        for r in range(repeat):
+            dt, results["simulate"] = run_sim(n_chains, n_steps, burn_in)
+            secs["simulate"].append(dt)
+            for lib in libs:
+                dt, results[lib], devices[lib] = run_array(lib, n_chains, n_steps, burn_in)
+                secs[lib].append(dt)
+            secs["rng_only"].append(_run_rng_only_cuda(kern, n_chains, n_steps, seed))
+            log(f"[{name}] repeat {r + 1}/{repeat}: " + ", ".join(
+                f"{c} {work / v[-1] / 1e9:.2f} G/s" for c, v in secs.items() if v))
+        rate = {c: (work / min(v) if v else None) for c, v in secs.items()}
+        sim = results["simulate"]
+        ratios = {f"simulate_over_{c}": rate["simulate"] / rate[c] for c in ("cupy", "torch", "rng_only") if rate[c]}
+        targets = {"simulate_over_rng_only": CUDA_RNG_TARGET}
+        met = {"simulate_over_rng_only": ratios["simulate_over_rng_only"] >= CUDA_RNG_TARGET}
+        if name in CUDA_ABSOLUTE_TARGETS:
+            targets["simulate_rate"] = CUDA_ABSOLUTE_TARGETS[name]
+            met["simulate_rate"] = rate["simulate"] >= CUDA_ABSOLUTE_TARGETS[name]
+        if name in CUDA_CUPY_TARGETS:
+            targets["simulate_over_cupy"] = CUDA_CUPY_TARGETS[name]
+            met["simulate_over_cupy"] = (ratios["simulate_over_cupy"] >= CUDA_CUPY_TARGETS[name]
+                                         if "simulate_over_cupy" in ratios else None)
+        out["cases"][name] = {
+            "title": f"{case.title} ({np.dtype(dtype).name})",
+            "dtype": np.dtype(dtype).name,
+            "landscape": land.describe(),
+            "optimizer": opt.describe(),
+            "noise": noise.describe(),
+            "batch_size": B,
+            "seconds": secs,
+            "rate": rate,
+            "array_devices": devices,
+            "ratios": ratios,
+            "targets": targets,
+            "met": met,
+            "check": {
+                "simulate_mean_loss": float(sim.mean_loss.value),
+                "simulate_mean_loss_stderr": float(sim.mean_loss.stderr),
+                **{f"{lib}_mean_loss": float(results[lib]["mean_loss"]) for lib in libs},
+                **{f"{lib}_z": _mean_loss_z(sim, results[lib]) for lib in libs},
+                "simulate_diverged": sim.n_diverged,
+            },
+        }
+    return out
+
+
+def missed_targets(data: dict) -> list[str]:
+    """One line per target a benchmark run missed (CPU or GPU)."""
+    missed = []
+    for name, c in data["cases"].items():
+        tg = c["targets"]
+        if data.get("backend") == "cuda":
+            for key, ok in c["met"].items():
+                if ok is False:
+                    value = c["rate"]["simulate"] if key == "simulate_rate" else c["ratios"][key]
+                    missed.append(f"{name}: {key} = {value:.3g} < {tg[key]:g}")
+            continue
+        if c["meets_numpy_target"] is False:
+            missed.append(f"{name}: simulate/NumPy {c['simulate_over_numpy']:.2f}x < {tg['simulate_over_numpy']:g}x")
+        if not c["meets_rng_target"]:
+            missed.append(f"{name}: simulate/RNG-only {c['simulate_over_rng_only']:.0%} < "
+                          f"{tg['simulate_over_rng_only']:.0%}")
+    return missed
+
+
+def format_cuda_table(data: dict) -> str:
+    """The GPU benchmark as a markdown table naming the device."""
+    s = data["settings"]
+
+    def rate(r):
+        return "missing" if r is None else f"{r / 1e9:.2f} G"
+
+    lines = [
+        f"Chain-steps/s on {data['gpu']['device']}, {s['n_chains']:,} chains x {s['n_steps']} steps (burn-in "
+        f"{s['burn_in']}, thin {s['thin']}, {s['bins']} bins), best of {s['repeat']}:",
+        "",
+        "| case | simulate | CuPy | PyTorch eager | RNG-only | simulate / CuPy | simulate / PyTorch "
+        "| simulate / RNG-only (>= 70%) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, c in data["cases"].items():
+        r, q = c["rate"], c["ratios"]
+
+        def ratio(key, fmt, suffix=""):
+            return "-" if key not in q else format(q[key], fmt) + suffix
+
+        rng = ratio("simulate_over_rng_only", ".0%") + (" met" if c["met"]["simulate_over_rng_only"] else " **missed**")
+        lines.append(f"| {c['title']} | {rate(r['simulate'])} | {rate(r['cupy'])} | {rate(r['torch'])} "
+                     f"| {rate(r['rng_only'])} | {ratio('simulate_over_cupy', '.1f', 'x')} | "
+                     f"{ratio('simulate_over_torch', '.1f', 'x')} | {rng} |")
+    g = data["gpu"]["versions"]
+    m = data["machine"]
+    lines += ["", f"Device: {data['gpu']['device']}; numba-cuda {g.get('numba_cuda')}, CuPy {g.get('cupy')}, "
+                  f"PyTorch {g.get('torch')}, gibbs_sgd {m['versions']['gibbs_sgd']}"
+                  + (f" (git {m['versions']['gibbs_sgd_git']})" if m["versions"].get("gibbs_sgd_git") else "")
+                  + f"; {m['date']}."]
+    return "\n".join(lines)
+
+
+def plot_benchmark(data: dict, path) -> None:
+    """Bar chart of the rates per case and code (log scale), titled with the machine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(data["cases"].values())
+    codes = [c for c in (data.get("codes") or ["simulate", "numpy", "rng_only"])
+             if any(case["rate"].get(c) for case in cases)]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(cases), 4.2))
+    width = 0.8 / len(codes)
+    for j, code in enumerate(codes):
+        vals = [case["rate"].get(code) or 0.0 for case in cases]
+        ax.bar(np.arange(len(cases)) + (j - (len(codes) - 1) / 2) * width, vals, width, label=code)
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(cases)))
+    ax.set_xticklabels([c["title"] for c in cases], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("chain-steps / s")
+    where = data["gpu"]["device"] if data.get("backend") == "cuda" else data["machine"]["cpu"]
+    ax.set_title(f"gibbs_sgd benchmark on {where}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)

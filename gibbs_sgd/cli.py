@@ -1,9 +1,11 @@
-"""The ``gibbs-sgd`` command line: ``demo`` (the quick-start figure) and ``bench`` (CPU speed).
+"""The ``gibbs-sgd`` command line: ``demo`` (the quick-start figure), ``bench`` (CPU or GPU speed)
+and ``validate`` (the lecture's claims).
 
 ::
 
     gibbs-sgd demo  [--chains 1000000] [--steps 16000] [--seed 0] [--out figures/quickstart.png]
-    gibbs-sgd bench [--chains 1000000] [--steps 200] [--repeat 3] [--json PATH] [--cases ...]
+    gibbs-sgd bench [--backend cpu|cuda] [--chains N] [--steps N] [--repeat 3] [--json PATH] [--figure PATH]
+                    [--cases ...]
     gibbs-sgd validate [--quick | --tiny] [--out FOLDER] [--only NAME ...]
     gibbs-sgd --version
 """
@@ -317,19 +319,25 @@ def _cmd_bench(args) -> int:
     from . import bench
 
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    data = bench.run_benchmarks(cases=args.cases, n_chains=args.chains, n_steps=args.steps, repeat=args.repeat,
-                                burn_in=args.burn_in, thin=args.thin, seed=args.seed, log=log)
-    table = bench.format_table(data)
+    cuda = args.backend == "cuda"
+    if cuda:
+        unknown = [c for c in args.cases or [] if c not in bench.CUDA_CASES]
+        if unknown:
+            raise SystemExit(f"--cases: {unknown} are not GPU cases; choose from {list(bench.CUDA_CASES)}")
+        run, fmt = bench.run_cuda_benchmarks, bench.format_cuda_table
+        chains, steps = args.chains or bench.DEFAULT_CUDA_CHAINS, args.steps or bench.DEFAULT_CUDA_STEPS
+    else:
+        unknown = [c for c in args.cases or [] if c not in bench.CASES]
+        if unknown:
+            raise SystemExit(f"--cases: {unknown} are not CPU cases; choose from {list(bench.CASES)}")
+        run, fmt = bench.run_benchmarks, bench.format_table
+        chains, steps = args.chains or bench.DEFAULT_CHAINS, args.steps or bench.DEFAULT_STEPS
+    data = run(cases=args.cases, n_chains=chains, n_steps=steps, repeat=args.repeat, burn_in=args.burn_in,
+               thin=args.thin, seed=args.seed, log=log)
+    table = fmt(data)
     data["table_markdown"] = table
     print(table)
-    missed = []
-    for name, c in data["cases"].items():
-        tg = c["targets"]
-        if c["meets_numpy_target"] is False:
-            missed.append(f"{name}: simulate/NumPy {c['simulate_over_numpy']:.2f}x < {tg['simulate_over_numpy']:g}x")
-        if not c["meets_rng_target"]:
-            missed.append(f"{name}: simulate/RNG-only {c['simulate_over_rng_only']:.0%} < "
-                          f"{tg['simulate_over_rng_only']:.0%}")
+    missed = bench.missed_targets(data)
     if missed:
         print("\nTargets missed:\n" + "\n".join(f"  - {m}" for m in missed))
     if args.json:
@@ -337,6 +345,11 @@ def _cmd_bench(args) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
         print(f"\nresults written to {path}")
+    if args.figure:
+        path = Path(args.figure)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bench.plot_benchmark(data, path)
+        print(f"figure written to {path}")
     return 0
 
 
@@ -373,7 +386,7 @@ def _json_default(o):
 
 # =========================================================================================
 def _parser() -> argparse.ArgumentParser:
-    from .bench import CASES, DEFAULT_CHAINS, DEFAULT_STEPS, DEFAULT_THIN
+    from .bench import CASES, CUDA_CASES, DEFAULT_CHAINS, DEFAULT_CUDA_CHAINS, DEFAULT_CUDA_STEPS, DEFAULT_STEPS, DEFAULT_THIN
 
     ap = argparse.ArgumentParser(
         prog="gibbs-sgd",
@@ -397,15 +410,21 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="chain-steps/s of simulate vs NumPy vs the RNG alone",
                        description="Time gibbs_sgd.simulate, the array-at-a-time NumPy code for the same job and "
                                    "the kernel's RNG-only loop side by side; print a markdown table.")
-    b.add_argument("--chains", type=_positive_int, default=DEFAULT_CHAINS, help=f"default {DEFAULT_CHAINS}")
-    b.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}")
+    b.add_argument("--backend", choices=["cpu", "cuda"], default="cpu",
+                   help="cpu: simulate vs NumPy vs RNG-only; cuda: simulate on the GPU vs CuPy vs PyTorch eager vs "
+                        "the RNG-only kernel (default cpu)")
+    b.add_argument("--chains", type=_positive_int, default=None,
+                   help=f"default {DEFAULT_CHAINS} (cpu), {DEFAULT_CUDA_CHAINS} (cuda)")
+    b.add_argument("--steps", type=_positive_int, default=None,
+                   help=f"default {DEFAULT_STEPS} (cpu), {DEFAULT_CUDA_STEPS} (cuda)")
     b.add_argument("--repeat", type=_positive_int, default=3, help="timed runs per code, best reported (default 3)")
     b.add_argument("--burn-in", type=_nonneg_int, default=None, help="default steps // 2")
     b.add_argument("--thin", type=_positive_int, default=DEFAULT_THIN, help=f"default {DEFAULT_THIN}")
     b.add_argument("--seed", type=_nonneg_int, default=0)
-    b.add_argument("--cases", nargs="+", choices=list(CASES), default=None, metavar="CASE",
-                   help=f"subset of cases: {', '.join(CASES)} (default all)")
+    b.add_argument("--cases", nargs="+", choices=sorted(set(CASES) | set(CUDA_CASES)), default=None, metavar="CASE",
+                   help=f"subset of cases; cpu: {', '.join(CASES)}; cuda: {', '.join(CUDA_CASES)} (default all)")
     b.add_argument("--json", metavar="PATH", default=None, help="also write everything as JSON")
+    b.add_argument("--figure", metavar="PATH", default=None, help="also draw the rates as a bar chart (matplotlib)")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=_cmd_bench)
 

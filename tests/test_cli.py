@@ -40,3 +40,30 @@ def test_validate_runs_one_script(tmp_path):
     proc = _cli("validate", "--tiny", "--out", str(tmp_path), "--only", "bias_correction")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "REPORT.md").exists() and (tmp_path / "bias_correction.png").exists()
+
+
+def test_bench_cuda_smoke(tmp_path):
+    """``bench --backend cuda`` end to end (on the simulator without a GPU: the path, not the speed)."""
+    import os
+
+    import pytest
+
+    from gibbs_sgd.kernels import cuda as cuda_kernels
+
+    if not cuda_kernels.available():
+        pytest.skip("numba-cuda is not installed")
+    path = tmp_path / "c.json"
+    fig = tmp_path / "c.png"
+    env_sim = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    chains, steps = ("128", "10") if env_sim else ("100000", "100")
+    proc = _cli("bench", "--backend", "cuda", "--chains", chains, "--steps", steps, "--repeat", "1", "--cases",
+                "adam-doublewell", "--json", str(path), "--figure", str(fig), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(path.read_text())
+    case = data["cases"]["adam-doublewell"]
+    assert set(case["rate"]) == {"simulate", "cupy", "torch", "rng_only"}
+    assert case["rate"]["simulate"] > 0 and case["rate"]["rng_only"] > 0
+    assert "| Adam, double well (float32) |" in proc.stdout and data["gpu"]["device"] in proc.stdout
+    assert fig.stat().st_size > 10_000
+    bad = _cli("bench", "--backend", "cuda", "--cases", "sgd-quadratic-fp64x")
+    assert bad.returncode != 0

@@ -95,6 +95,21 @@ def test_cuda_chunks_and_divergence():
     np.testing.assert_allclose(gpu.final, cpu.final, rtol=1e-12)
 
 
+@pytest.mark.parametrize("block", [None, 7])
+def test_statistics_blocks_smaller_than_a_cuda_block(block):
+    """Small runs (default block of 2 chains here) or a small user block: counts go straight to
+    global memory, with the same results as the CPU's."""
+    cpu, gpu = _both(gs.landscapes.DoubleWell(barrier=1.0, tilt=0.2), gs.optimizers.HeavyBall(lr=0.02),
+                     gs.noise.Gaussian(2.0), np.float64, block=block, n_chains=300)
+    assert gpu.moments.shape[0] == cpu.moments.shape[0] > 40
+    np.testing.assert_allclose(gpu.final, cpu.final, rtol=1e-12)
+    np.testing.assert_array_equal(gpu.block_hist, cpu.block_hist)
+    np.testing.assert_array_equal(gpu.block_loss_hist, cpu.block_loss_hist)
+    np.testing.assert_array_equal(gpu.block_outside, cpu.block_outside)
+    np.testing.assert_allclose(gpu.moments, cpu.moments, rtol=1e-9, atol=1e-9 * np.max(np.abs(cpu.moments)))
+    np.testing.assert_allclose(gpu.trace, cpu.trace, rtol=1e-9, atol=1e-12)
+
+
 def test_float32_is_the_gpu_default():
     run = gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.1), backend="cuda", n_chains=64,
                       n_steps=4, progress=False, trace_points=1)

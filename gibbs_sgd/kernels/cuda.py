@@ -65,17 +65,39 @@ NC = 5 + NACC  # moment columns
 NC2 = NC + 2
 
 
+@cuda.jit(device=True, inline="always")
+def add_counter(j, cnt, b, nb, o_loss, o_out, hist1, histL, hout):
+    """Add ``cnt`` to histogram counter ``j`` of statistics block ``b`` (flat layout: the
+    coordinates' (D, nb) bins, the loss's nbl bins, then (D + 1, 2) outside counts)."""
+    if j < o_loss:
+        cuda.atomic.add(hist1, (b, j // nb, j % nb), cnt)
+    elif j < o_out:
+        cuda.atomic.add(histL, (b, j - o_loss), cnt)
+    else:
+        cuda.atomic.add(hout, (b, (j - o_out) // 2, (j - o_out) % 2), cnt)
+
+
 @cuda.jit(cache={CACHE})
 def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po, batch,
                 burn_in, thin, block, nsub, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
                 mom, trace, trace_every, traj, traj_every, center, bound, scratch):
 {unwrap}
     tid = cuda.threadIdx.x
-    b = cuda.blockIdx.x // nsub  # the statistics block, within this chunk
-    off = (cuda.blockIdx.x - b * nsub) * TPB + tid
-    c = b * block + off
     n = X.shape[0]
-    live = off < block and c < n
+    # nsub > 0: each statistics block (within this chunk) is nsub whole CUDA blocks, which keep
+    # their counts in shared memory; nsub == 0 (statistics blocks smaller than a CUDA block,
+    # small runs only): chains are laid out contiguously and every count goes straight to
+    # its statistics block in global memory
+    span = nsub == 0
+    if span:
+        c = cuda.blockIdx.x * TPB + tid
+        b = c // block
+        live = c < n
+    else:
+        b = cuda.blockIdx.x // nsub
+        off = (cuda.blockIdx.x - b * nsub) * TPB + tid
+        c = b * block + off
+        live = off < block and c < n
     nb = hist1.shape[2]
     nb2 = hist2.shape[1]
     nbl = histL.shape[1]
@@ -140,7 +162,11 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
             if not math.isfinite(L):
                 a = 0
                 L = 0.0
-        if do_trace:  # the same for every thread of the block: sum in shared memory, one atomic each
+        if do_trace and span:
+            if a != 0:
+                cuda.atomic.add(trace, (b, t // trace_every, 0), L)
+                cuda.atomic.add(trace, (b, t // trace_every, 1), 1.0)
+        elif do_trace:  # the same for every thread of the block: sum in shared memory, one atomic each
             if a != 0:
                 cuda.atomic.add(red, NC, L)
                 cuda.atomic.add(red, NC + 1, 1.0)
@@ -165,13 +191,17 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
                 v = hlo[i] + (v - hlo[i]) % hper[i]
             k = int(math.floor((v - hlo[i]) * hinv[i]))
             if k < 0:
-                cuda.atomic.add(sh, o_out + 2 * i, 1)
+                j = o_out + 2 * i
                 inside = False
             elif k >= nb:
-                cuda.atomic.add(sh, o_out + 2 * i + 1, 1)
+                j = o_out + 2 * i + 1
                 inside = False
             else:
-                cuda.atomic.add(sh, i * nb + k, 1)
+                j = i * nb + k
+            if span:
+                add_counter(j, 1, b, nb, o_loss, o_out, hist1, histL, hout)
+            else:
+                cuda.atomic.add(sh, j, 1)
             if i == 0:
                 k_0 = k
             else:
@@ -180,11 +210,15 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
             cuda.atomic.add(hist2, (b, k_0, k_1), 1)
         k = int(math.floor((L - lossr[0]) * lossr[1]))
         if k < 0:
-            cuda.atomic.add(sh, o_out + 2 * D, 1)
+            j = o_out + 2 * D
         elif k >= nbl:
-            cuda.atomic.add(sh, o_out + 2 * D + 1, 1)
+            j = o_out + 2 * D + 1
         else:
-            cuda.atomic.add(sh, o_loss + k, 1)
+            j = o_loss + k
+        if span:
+            add_counter(j, 1, b, nb, o_loss, o_out, hist1, histL, hout)
+        else:
+            cuda.atomic.add(sh, j, 1)
 
     if live:
         alive[c] = a
@@ -194,6 +228,11 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
             S[c, i] = s[i]
     # the block's moments and histograms: summed in shared memory, one global atomic per
     # non-zero column or counter
+    if span:
+        if acc[0] > 0.0:
+            for q in range(NC):
+                cuda.atomic.add(mom, (b, q), acc[q])
+        return
     if acc[0] > 0.0:
         for q in range(NC):
             cuda.atomic.add(red, q, acc[q])
@@ -202,15 +241,10 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
         v = red[q]
         if v != 0.0:
             cuda.atomic.add(mom, (b, q), v)
-    for i in range(tid, nsh, TPB):
-        cnt = sh[i]
+    for j in range(tid, nsh, TPB):
+        cnt = sh[j]
         if cnt != 0:
-            if i < o_loss:
-                cuda.atomic.add(hist1, (b, i // nb, i % nb), cnt)
-            elif i < o_out:
-                cuda.atomic.add(histL, (b, i - o_loss), cnt)
-            else:
-                cuda.atomic.add(hout, (b, (i - o_out) // 2, (i - o_out) % 2), cnt)
+            add_counter(j, cnt, b, nb, o_loss, o_out, hist1, histL, hout)
 
 
 @cuda.jit(cache={CACHE})
@@ -371,9 +405,12 @@ class Engine:
     def segment(self, t0, t1, c_lo, b_lo, b_hi):
         c, dv = self.c, self.dev
         block = int(c["block"])
-        nblk = -(-self.n // block)
-        nsub = -(-min(block, self.n) // TPB)
-        grid = nblk * nsub
+        if block >= TPB:  # statistics blocks of whole CUDA blocks (block is then a multiple of TPB)
+            nsub = -(-min(block, self.n) // TPB)
+            grid = -(-self.n // block) * nsub
+        else:  # small runs: several statistics blocks per CUDA block
+            nsub = 0
+            grid = -(-self.n // TPB)
         self.kern.run_segment[grid, TPB, 0, self.shared_bytes](
             self.X, self.S, self.alive, np.int64(t0), np.int64(t1), np.int64(c_lo), c["k0"], c["k1"],
             c["lrs"], c["coef"], c["pl"], c["pn"], c["data"], c["po"], np.int64(c["batch"]),
