@@ -1,6 +1,7 @@
 """`simulate`: run many independent optimizer chains and accumulate their stationary statistics."""
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import platform
@@ -215,7 +216,8 @@ def simulate(
     burn_in : int in [0, n_steps), default ``n_steps // 2``; steps discarded before sampling
     seed : int in [0, 2**64); chain ``i``'s random stream depends on ``(seed, i, step)`` only
     backend : ``"auto"`` (a CUDA GPU when one is usable, else the CPU; ``result.config["backend"]``
-        says which ran), ``"cpu"`` or ``"cuda"``
+        and ``["device"]`` say which ran, as does the ``gibbs_sgd`` logger at INFO level),
+        ``"cpu"`` or ``"cuda"``
     init : array (d,) or (n_chains, d), default the landscape's minimum (or the box centre)
     schedule : gibbs_sgd.schedules.Schedule, default constant
     dtype : float64 or float32, the precision the chain state is stored in; default float64 on
@@ -286,6 +288,8 @@ def simulate(
     layout = cpu_kernels.moment_layout(d, ns)
     n_blocks = -(-n_chains // block)
     bytes_per_chain = (d * (1 + ns)) * dt.itemsize + 1
+    if backend == "cuda":  # the GPU also holds each chain's noise scratch (a CPU thread keeps one)
+        bytes_per_chain += 8 * max(1, int(noise.scratch_size(d, batch_size)))
     chunk = max_chunk if max_chunk is not None else max(1, _CHUNK_BYTES // bytes_per_chain)
     chunk = _int_arg("max_chunk", chunk, 1)
     chunk = max(block, (chunk // block) * block)
@@ -307,6 +311,7 @@ def simulate(
     else:
         kern = cpu_kernels.build(landscape, noise, optimizer)
         where = f"{numba.get_num_threads()} threads"
+    logging.getLogger("gibbs_sgd").info("simulate runs on backend=%r (%s), state in %s", backend, where, dt.name)
     nt = numba.get_num_threads()
     nb = edges[0].shape[0] - 1
     hist1 = np.zeros((n_blocks, d, nb), np.int64)

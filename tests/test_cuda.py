@@ -201,3 +201,26 @@ print("compiled", n)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "compiled 16" in out.stdout
+
+
+def test_the_package_works_without_numba_cuda():
+    """numba-cuda missing (import blocked): the package imports, "auto" runs on the CPU and
+    backend="cuda" is a clear error."""
+    code = r"""
+import sys
+sys.modules["numba.cuda"] = None  # as if numba-cuda were not installed
+import gibbs_sgd as gs
+assert gs.available_backends() == ["cpu"], gs.available_backends()
+run = gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.1), n_chains=8, n_steps=4, progress=False)
+assert run.config["backend"] == "cpu"
+try:
+    gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.1), backend="cuda", n_chains=8, n_steps=4)
+except RuntimeError as e:
+    assert "numba-cuda is not installed" in str(e), e
+else:
+    raise AssertionError("backend='cuda' ran without numba-cuda")
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
