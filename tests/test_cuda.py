@@ -224,3 +224,36 @@ print("ok")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_interrupted_gpu_run_resumes(tmp_path, monkeypatch):
+    """Ctrl-C between kernel launches: the state and statistics come back from the GPU into the
+    checkpoint, and the resumed run ends where an uninterrupted one does."""
+    import signal
+
+    monkeypatch.setattr(cuda_kernels, "STEPS_PER_CALL_BUDGET", 256 * 20)  # 3 launches of 20 steps
+    kw = dict(noise=gs.noise.Gaussian(2.0), n_chains=256, n_steps=60, burn_in=10, seed=4, backend="cuda",
+              dtype=np.float64, block=128, trace_points=3, keep_final=True, progress=False)
+    land, opt = gs.landscapes.DoubleWell(barrier=1.0, tilt=0.2), gs.optimizers.HeavyBall(lr=0.02)
+    whole = gs.simulate(land, opt, **kw)
+    real = cuda_kernels.Engine.segment
+    count = [0]
+
+    def segment(self, *args):
+        real(self, *args)
+        count[0] += 1
+        if count[0] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    ckpt = tmp_path / "gpu.ckpt.npz"
+    with monkeypatch.context() as m:
+        m.setattr(cuda_kernels.Engine, "segment", segment)
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            part = gs.simulate(land, opt, checkpoint=ckpt, **kw)
+    assert not part.complete and ckpt.exists()
+    assert 0 < part.moments[:, 0].sum() < whole.moments[:, 0].sum()
+    resumed = gs.simulate(land, opt, checkpoint=ckpt, **kw)
+    assert resumed.complete and not ckpt.exists()
+    np.testing.assert_allclose(resumed.final, whole.final, rtol=1e-12)
+    np.testing.assert_array_equal(resumed.block_hist, whole.block_hist)
+    np.testing.assert_allclose(resumed.moments, whole.moments, rtol=1e-9)
