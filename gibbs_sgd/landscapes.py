@@ -805,6 +805,15 @@ class Custom(Landscape):
             set_frozen(self, "minimum", freeze_array("minimum", np.reshape(self.minimum, (self.dim,))))
         set_frozen(self, "_functions", _compile_custom(self.loss_fn, self.grad_fn, self.laplacian_fn))
 
+    def device_problems(self) -> list[str]:
+        """Why this landscape cannot run in device code (the GPU cannot allocate arrays), if so."""
+        out = []
+        if _n_positional(self.grad_fn) < 2:
+            out.append("grad must write into its second argument, grad(x, out), instead of returning an array")
+        if self.laplacian_fn is None:
+            out.append("a laplacian(x) must be given (the finite-difference default needs scratch arrays)")
+        return out
+
     def kernel_params(self):
         return np.zeros(1)
 

@@ -361,6 +361,10 @@ def build(landscape, noise, optimizer, dtype=np.float32):
     """The kernel module (``run_segment``, ``rng_only``) for this structure and state dtype."""
     if _cuda_module() is None:
         raise RuntimeError("backend='cuda' needs numba-cuda: pip install 'gibbs_sgd[gpu]'")
+    problems = getattr(landscape, "device_problems", lambda: [])()
+    if problems:
+        raise ValueError(f"landscape {getattr(landscape, 'name', '')!r} cannot run with backend='cuda': "
+                         + "; ".join(problems))
     src, fns, key = source(landscape, noise, optimizer, dtype)
     if key not in _KERNELS:
         _KERNELS[key] = _cpu.load_generated(src, fns, "gibbs_sgd_cuda_kernel", key)
