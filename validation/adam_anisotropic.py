@@ -29,7 +29,8 @@ def _run(opt, lr_eff, size, seed):
     land = gs.landscapes.Quadratic(H, box=[[-8 * sd[0], 8 * sd[0]], [-8 * sd[1], 8 * sd[1]]])
     init = np.random.default_rng(seed).normal(0.0, sd, size=(size["n_chains"], 2))
     run = gs.simulate(land, opt, noise=gs.noise.Gaussian(SIGMA), n_chains=size["n_chains"], n_steps=steps,
-                      burn_in=steps // 2, thin=max(1, steps // 2000), init=init, seed=seed, bins=60, progress=False)
+                      burn_in=steps // 2, thin=max(1, steps // 2000), init=init, seed=seed, bins=60, progress=False,
+                      dtype=np.float64)
     return gs.fit_temperature(run)
 
 

@@ -51,7 +51,7 @@ def _series(name, make, batches, size, seed):
         init = np.random.default_rng(seed + b).normal(0.0, sd, size=(size["n_chains"], 1))
         run = gs.simulate(land, opt, noise=gs.noise.Gaussian(SIGMA), batch_size=b, n_chains=size["n_chains"],
                           n_steps=steps, burn_in=steps // 2, thin=max(1, steps // 2000), init=init,
-                          seed=seed + 7919 * b, progress=False)
+                          seed=seed + 7919 * b, progress=False, dtype=np.float64)
         fit = gs.fit_temperature(run)
         row.update(temperature=fit.temperature, ci_lo=fit.ci[0], ci_hi=fit.ci[1], verdict=fit.verdict,
                    n_diverged=run.n_diverged)

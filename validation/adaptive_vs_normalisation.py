@@ -47,7 +47,7 @@ def main(argv=None):
     momenta = MOMENTA if args.mode != "tiny" else [0.0, 0.9, 0.99]
     sd = math.sqrt(LR * SIGMA / (2 * (1 - max(momenta))) / H)
     common = dict(noise=NOISE, n_chains=size["n_chains"], n_steps=size["n_steps"], burn_in=size["n_steps"] // 2,
-                  bins=np.linspace(-6 * sd, 6 * sd, 81), progress=False)
+                  bins=np.linspace(-6 * sd, 6 * sd, 81), progress=False, dtype=np.float64)
     adam = gs.sweep(LAND, gs.optimizers.Adam(lr=LR, betas=(0.0, BETA_S)), grid={"beta_g": momenta},
                     tie={"betas": lambda p: (p["beta_g"], BETA_S)}, **common)
     rms = gs.sweep(LAND, gs.optimizers.RMSprop(lr=LR, alpha=BETA_S), grid={"momentum": momenta}, **common)

@@ -52,7 +52,7 @@ def _ties(first):
 def main(argv=None):
     args = options(__doc__, argv)
     size = SIZES[args.mode]
-    common = dict(noise=gs.noise.Gaussian(SIGMA), n_chains=size["n_chains"], progress=False)
+    common = dict(noise=gs.noise.Gaussian(SIGMA), n_chains=size["n_chains"], progress=False, dtype=np.float64)
     fixed = gs.sweep(LAND, gs.optimizers.SGD(lr=LR_FIXED), grid={"batch_size": size["fixed"]}, tie=_ties({}),
                      **common)
     scaled = gs.sweep(LAND, gs.optimizers.SGD(lr=1.0), grid={"eta0": ETA0, "batch_size": size["scaled"]},

@@ -118,7 +118,7 @@ def main(argv=None):
              "n_steps": lambda p: int(max(2000, size["crossings"] * _crossing_steps(t_small(p),
                                                                                      p["batch_size"] * p["eta0"]))),
              "burn_in": lambda p: p["n_steps"] // 2, "init": init},
-        results_dir=tmp.name, progress=False)
+        results_dir=tmp.name, progress=False, dtype=np.float64)
     for r in table.rows:
         r.pop("init", None)
         r["x"] = r["batch_size"] * r["eta0"] * h * (1 - r["momentum"]) / (1 + r["momentum"])

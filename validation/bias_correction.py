@@ -32,7 +32,7 @@ def main(argv=None):
         opt = gs.optimizers.Adam(lr=LR, betas=BETAS, bias_correction=mode)
         run = gs.simulate(land, opt, noise=gs.noise.Gaussian(SIGMA), n_chains=size["n_chains"],
                           n_steps=size["n_steps"], burn_in=size["n_steps"] // 2, init=START, seed=args.seed,
-                          trace_points=size["n_steps"], progress=False)
+                          trace_points=size["n_steps"], progress=False, dtype=np.float64)
         traces[mode] = run.mean_loss_trace()
 
     import matplotlib

@@ -82,7 +82,7 @@ def main(argv=None):
     for k, (label, schedule, status) in enumerate(SCHEDULES):
         run = gs.simulate(land, gs.optimizers.SGD(lr=LR), noise=gs.noise.Gaussian(SIGMA), n_chains=size["n_chains"],
                           n_steps=n, burn_in=n - 1, init=[PHI0], schedule=schedule, seed=args.seed + k,
-                          trace_points=size["trace_points"], progress=False)
+                          trace_points=size["trace_points"], progress=False, dtype=np.float64)
         steps, mean, se = run.mean_loss_trace()
         exact = _exact_trace(schedule, n)[steps]
         a, a_se = _late_exponent(run, lo, hi)

@@ -48,7 +48,7 @@ def main(argv=None):
                      tie={"beta": lambda p: 1.0 - 1.0 / p["N"], "n_steps": _steps,
                           "burn_in": lambda p: p["n_steps"] // 2,
                           "bins": lambda p: np.linspace(-6, 6, 61) * math.sqrt(_exact(p) / H)},
-                     n_chains=size["n_chains"], progress=False)
+                     n_chains=size["n_chains"], progress=False, dtype=np.float64)
     for r in table.rows:
         r.pop("bins", None)
         r["t_exact"] = _exact(r)

@@ -122,7 +122,7 @@ def main(argv=None):
         steps = max(200, int(c["steps"] * size["steps"]))
         run = gs.simulate(c["land"], c["opt"], noise=c["noise"], n_chains=n, n_steps=steps, burn_in=steps // 2,
                           thin=c["thin"], init=None if c["init"] is None else c["init"](n), seed=args.seed + k,
-                          keep_final=True, progress=False)
+                          keep_final=True, progress=False, dtype=np.float64)
         fit = gs.fit_temperature(run)
         est = {name: e for name, e in fit.estimators.items() if e is not None}
         vals = np.array([e.value for e in est.values()])

@@ -61,7 +61,7 @@ def main(argv=None):
     size = SIZES[args.mode]
     momenta = MOMENTA if args.mode != "tiny" else [0.0, 0.9, 0.99]
     batches = BATCHES if args.mode != "tiny" else [1, 256]
-    common = dict(noise=NOISE, n_chains=size["n_chains"], progress=False)
+    common = dict(noise=NOISE, n_chains=size["n_chains"], progress=False, dtype=np.float64)
     fixed = gs.sweep(LAND, gs.optimizers.HeavyBall(lr=LR_FIXED, momentum=0.0), grid={"momentum": momenta},
                      tie={"batch_size": lambda p: 1, "lr": lambda p: LR_FIXED, **_tie(None)}, **common)
     rule = gs.sweep(LAND, gs.optimizers.HeavyBall(lr=1.0, momentum=0.0),

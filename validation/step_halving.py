@@ -49,7 +49,7 @@ def main(argv=None):
     for j, (name, (land, noise, lr0)) in enumerate(PROBLEMS.items()):
         run = gs.simulate(land, gs.optimizers.SGD(lr=lr0), noise=noise, n_chains=size["n_chains"], n_steps=n,
                           burn_in=n - every // 2, schedule=schedule, trace_points=n, init=[PHI0], seed=args.seed + j,
-                          progress=False)
+                          progress=False, dtype=np.float64)
         h = float(land.hessian[0, 0])
         lrs = lr0 * 0.5 ** np.arange(N_PHASES)
         plateaus = _plateaus(run, every, land.offset)
