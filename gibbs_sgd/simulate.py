@@ -53,10 +53,16 @@ def available_backends() -> list[str]:
     return ["cpu"] + (["cuda"] if cuda_kernels.available() else [])
 
 
-def _resolve_backend(backend) -> str:
+def _resolve_backend(backend, landscape, optimizer, bins) -> str:
     if backend == "auto":
-        # the simulator is for testing: "auto" takes a real GPU only
-        return "cuda" if cuda_kernels.gpu_available() else "cpu"
+        # the simulator is for testing: "auto" takes a real GPU only, and only for a run it can do
+        if not cuda_kernels.gpu_available():
+            return "cpu"
+        why = cuda_kernels.problems(landscape, optimizer, bins)
+        if why:
+            logging.getLogger("gibbs_sgd").info("simulate: backend 'auto' uses the CPU: %s", "; ".join(why))
+            return "cpu"
+        return "cuda"
     if backend == "cpu":
         return "cpu"
     if backend == "cuda":
@@ -64,6 +70,9 @@ def _resolve_backend(backend) -> str:
             why = ("numba-cuda is not installed (pip install 'gibbs_sgd[gpu]')" if cuda_kernels._cuda_module() is None
                    else "no usable CUDA GPU was found")
             raise RuntimeError(f"backend='cuda' is not available here: {why}")
+        why = cuda_kernels.problems(landscape, optimizer, bins)
+        if why:
+            raise ValueError("this run cannot use backend='cuda': " + "; ".join(why))
         return "cuda"
     raise ValueError(f"backend must be one of 'auto', 'cpu', 'cuda' (available here: {available_backends()}), "
                      f"got {backend!r}")
@@ -235,7 +244,8 @@ def simulate(
     checkpoint : path, optional
         Resumable runs: the state is saved there every ``checkpoint_every`` seconds and when the
         run is interrupted (Ctrl-C stops it at the next kernel-call boundary); calling
-        ``simulate`` again with the same arguments resumes from it, to the bitwise-same result.
+        ``simulate`` again with the same arguments resumes from it, to the bitwise-same result
+        (on the GPU: the same chains and histograms; moment sums equal up to summation order).
         The file is removed once the run completes.
     checkpoint_every : float, seconds between checkpoints (default 60)
 
@@ -262,7 +272,8 @@ def simulate(
     schedule = Constant() if schedule is None else schedule
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a gibbs_sgd.schedules.Schedule, got {type(schedule).__name__}")
-    backend = _resolve_backend(backend)
+    edges = _histogram_edges(landscape, bins)
+    backend = _resolve_backend(backend, landscape, optimizer, edges[0].shape[0] - 1)
     batch_size = _int_arg("batch_size", batch_size, 1)
     n_chains = _int_arg("n_chains", n_chains, 1)
     n_steps = _int_arg("n_steps", n_steps, 1, 2**32 - 1)
@@ -277,7 +288,6 @@ def simulate(
     trace_points = _int_arg("trace_points", trace_points, 1)
     noise.check(landscape, batch_size)
     d = landscape.dim
-    edges = _histogram_edges(landscape, bins)
     loss_lo, loss_hi = _loss_range(landscape, edges, loss_range)
     x_init = _initial_state(landscape, init, n_chains)
     lrs = optimizer.lr * schedule.factors(n_steps)
@@ -293,8 +303,11 @@ def simulate(
     chunk = max_chunk if max_chunk is not None else max(1, _CHUNK_BYTES // bytes_per_chain)
     chunk = _int_arg("max_chunk", chunk, 1)
     chunk = max(block, (chunk // block) * block)
-    budget = cuda_kernels.STEPS_PER_CALL_BUDGET if backend == "cuda" else _STEPS_PER_CALL_BUDGET
-    steps_per_call = min(n_steps, max(_MIN_STEPS_PER_CALL, budget // n_chains))
+    if backend == "cuda":
+        steps_per_call = min(n_steps, cuda_kernels.MAX_STEPS_PER_CALL,
+                             max(_MIN_STEPS_PER_CALL, cuda_kernels.STEPS_PER_CALL_BUDGET // n_chains))
+    else:
+        steps_per_call = min(n_steps, max(_MIN_STEPS_PER_CALL, _STEPS_PER_CALL_BUDGET // n_chains))
 
     trace_every = max(1, -(-n_steps // trace_points))
     n_trace = -(-n_steps // trace_every)

@@ -161,6 +161,29 @@ def test_too_many_bins_for_shared_memory_is_a_clear_error():
     with pytest.raises(ValueError, match="bins=8000"):
         gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.1), backend="cuda", n_chains=4,
                     n_steps=2, bins=8000, progress=False)
+    # the moment sums share the 48 KiB: 8-D amsgrad Adam keeps 1087 of them (8.7 kB) beside 1200-bin histograms
+    with pytest.raises(ValueError, match="shared memory"):
+        gs.simulate(gs.landscapes.Quadratic(np.eye(8)), gs.optimizers.Adam(lr=0.01, amsgrad=True), backend="cuda",
+                    n_chains=4, n_steps=2, bins=1200, progress=False)
+
+
+def test_auto_falls_back_to_the_cpu_for_runs_the_gpu_cannot_do(monkeypatch):
+    monkeypatch.setattr(cuda_kernels, "gpu_available", lambda: True)
+    no_lap = gs.landscapes.Custom(loss=_quartic_loss, grad=_quartic_grad, dim=2, box=[[-2.0, 2.0], [-2.0, 2.0]])
+    run = gs.simulate(no_lap, gs.optimizers.SGD(lr=0.05), n_chains=4, n_steps=2, progress=False)
+    assert run.config["backend"] == "cpu"
+    run = gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.1), n_chains=4, n_steps=2, bins=20000,
+                      progress=False)
+    assert run.config["backend"] == "cpu"
+
+
+def test_huge_values_are_counted_above_the_histogram_range():
+    """A loss far above a tiny loss range lands in the upper outside counter on both backends
+    (it must not wrap around through a 64-bit integer conversion)."""
+    cpu, gpu = _both(gs.landscapes.Quadratic(1.0), gs.optimizers.SGD(lr=0.3), gs.noise.Gaussian(1.0), np.float64,
+                     n_chains=130, loss_range=(0.0, 1e-20))
+    np.testing.assert_array_equal(gpu.block_outside, cpu.block_outside)
+    assert cpu.outside[1, 0] == 0 and cpu.outside[1, 1] == cpu.n_samples
 
 
 @pytest.mark.skipif(not SIM, reason="on a real GPU every kernel is compiled by the tests above")

@@ -1,7 +1,8 @@
 """Device-independent pieces of the kernels, compiled into every backend like the model.
 
 :func:`add_sample` is the one definition of what a sampled state adds to its block's moment
-row (the layout is :func:`gibbs_sgd.kernels.cpu.moment_layout`).
+row (the layout is :func:`gibbs_sgd.kernels.cpu.moment_layout`); :func:`bin_index` the one
+definition of a histogram bin.
 """
 from numba import njit
 
@@ -36,3 +37,19 @@ def add_sample(acc, x, s, g, loss, lap, zv):
         acc[o + m] += zv[m]
         for q in range(mz):
             acc[o + mz + m * mz + q] += zv[m] * zv[q]
+
+
+@njit(cache=True, inline="always")
+def bin_index(v, lo, inv, period, nb):
+    """Histogram bin of ``v`` among ``nb`` uniform bins from ``lo`` (width ``1/inv``): ``-1``
+    below the range, ``nb`` above it. A periodic coordinate (``period > 0``) is folded onto
+    ``[lo, lo + period)`` first. The range test is done in floating point before any conversion
+    to an integer, so a huge (finite) value lands above the range, never wraps around."""
+    if period > 0.0:
+        v = lo + (v - lo) % period
+    y = (v - lo) * inv
+    if not y >= 0.0:
+        return -1
+    if y >= nb:
+        return nb
+    return int(y)  # y >= 0: truncation is the floor

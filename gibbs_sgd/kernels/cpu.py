@@ -48,7 +48,7 @@ _TEMPLATE = '''\
 import numpy as np
 from numba import njit
 from gibbs_sgd.rng import stream_words, open_uniform, half_open_uniform, box_muller_tile
-from gibbs_sgd.kernels.common import add_sample
+from gibbs_sgd.kernels.common import add_sample, bin_index
 {imports}
 
 D = {D}
@@ -171,10 +171,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
                     # histograms (periodic coordinates folded onto the box first)
                     inside = True
                     for i in range(D):
-                        v = xc[i]
-                        if hper[i] > 0.0:
-                            v = hlo[i] + np.mod(v - hlo[i], hper[i])
-                        k = int(np.floor((v - hlo[i]) * hinv[i]))
+                        k = bin_index(xc[i], hlo[i], hinv[i], hper[i], nb)
                         if k < 0:
                             h_out[i, 0] += 1
                             inside = False
@@ -186,7 +183,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn,
                         bins[i] = k
                     if D == 2 and inside and nb2 > 1:
                         h_2[bins[0], bins[1]] += 1
-                    k = int(np.floor((L - lossr[0]) * lossr[1]))
+                    k = bin_index(L, lossr[0], lossr[1], 0.0, nbl)
                     if k < 0:
                         h_out[D, 0] += 1
                     elif k >= nbl:
