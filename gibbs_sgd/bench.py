@@ -121,7 +121,7 @@ class ArrayOps:
             import torch
 
             dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self.xp = _TorchNamespace(torch, dev, self.dtype)
+            self.xp = _TorchNamespace(torch, dev)
             self._gen = torch.Generator(device=dev)
             self._gen.manual_seed(seed)
         else:
@@ -132,16 +132,16 @@ class ArrayOps:
         return self.xp.device if self.library == "torch" else ("cpu" if self.library == "numpy" else "cuda")
 
     def full(self, n, value):
-        return self.xp.full(n, float(value), dtype=self.dtype) if self.library != "torch" else self.xp.full(n, value)
+        return self.xp.full(n, float(value), dtype=self.dtype)
 
     def empty(self, shape):
-        return self.xp.empty(shape, dtype=self.dtype) if self.library != "torch" else self.xp.empty(shape)
+        return self.xp.empty(shape, dtype=self.dtype)
 
     def zeros(self, shape):
-        return self.xp.zeros(shape, dtype=self.dtype) if self.library != "torch" else self.xp.zeros(shape)
+        return self.xp.zeros(shape, dtype=self.dtype)
 
     def counts(self, n):
-        return self.xp.zeros(n, dtype=np.int64) if self.library != "torch" else self.xp.zeros(n, index=True)
+        return self.xp.zeros(n, dtype=np.int64)
 
     def normal(self, out):
         if self.library == "torch":
@@ -167,24 +167,26 @@ class ArrayOps:
 
 
 class _TorchNamespace:
-    """NumPy-style names over torch for the array codes (``out=`` arguments work the same)."""
+    """NumPy-style names over torch for the array codes (``out=`` arguments work the same;
+    allocations take a NumPy ``dtype`` and land on the namespace's device)."""
 
-    def __init__(self, torch, device, dtype):
+    def __init__(self, torch, device):
         self.torch = torch
         self.device = device
-        self._dt = torch.float32 if dtype == np.float32 else torch.float64
+        self._dtypes = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
+                        np.dtype(np.int64): torch.int64}
         for name in ("subtract", "multiply", "divide", "sqrt", "exp", "floor", "clip", "bincount", "dot",
                      "zeros_like"):
             setattr(self, name, getattr(torch, name))
 
-    def full(self, n, value):
-        return self.torch.full((n,), float(value), dtype=self._dt, device=self.device)
+    def full(self, n, value, dtype):
+        return self.torch.full((n,), value, dtype=self._dtypes[np.dtype(dtype)], device=self.device)
 
-    def empty(self, shape):
-        return self.torch.empty(shape, dtype=self._dt, device=self.device)
+    def empty(self, shape, dtype):
+        return self.torch.empty(shape, dtype=self._dtypes[np.dtype(dtype)], device=self.device)
 
-    def zeros(self, shape, index=False):
-        return self.torch.zeros(shape, dtype=self.torch.int64 if index else self._dt, device=self.device)
+    def zeros(self, shape, dtype):
+        return self.torch.zeros(shape, dtype=self._dtypes[np.dtype(dtype)], device=self.device)
 
 
 class _Stats:

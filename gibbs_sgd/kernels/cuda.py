@@ -307,7 +307,7 @@ def available() -> bool:
 
 
 def device_name() -> str:
-    """The GPU's name (or ``"simulator"``)."""
+    """The GPU's name (or ``"numba-cuda simulator"``)."""
     if simulator_enabled():
         return "numba-cuda simulator"
     cuda = _cuda_module()
@@ -318,11 +318,16 @@ def device_name() -> str:
         return "unknown CUDA device"
 
 
+def _shared_counters(d: int, bins: int) -> int:
+    """Histogram counters per CUDA block: coordinates (d x bins), loss (bins), outside (d+1, 2)."""
+    return d * bins + bins + 2 * (d + 1)
+
+
 def problems(landscape, optimizer, bins: int) -> list[str]:
     """Why this run cannot use the CUDA backend (empty when it can)."""
     out = list(getattr(landscape, "device_problems", lambda: [])())
     d = landscape.dim
-    counters = d * bins + bins + 2 * (d + 1)
+    counters = _shared_counters(d, bins)
     static = 8 * (_cpu.moment_layout(d, optimizer.n_state)["n_columns"] + 2)
     if 4 * counters + static > _MAX_SHARED_BYTES:
         out.append(f"bins={bins} needs {4 * counters + static} bytes of shared memory per CUDA block (histogram "
@@ -342,14 +347,13 @@ _KERNELS: dict = {}
 
 def source(landscape, noise, optimizer, dtype) -> tuple[str, dict, tuple]:
     """The generated kernel source for this structure, its model functions and its key."""
-    key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), np.dtype(dtype).name,
-           simulator_enabled())
+    sim = simulator_enabled()
+    key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), np.dtype(dtype).name, sim)
     fns = _cpu.model_functions(landscape, noise, optimizer)
     d = landscape.dim
     ns = optimizer.n_state
     nz = noise.n_normals(d)
     lay = _cpu.moment_layout(d, ns)
-    sim = simulator_enabled()
     src = _TEMPLATE.format(
         structure=repr(key),
         imports=_cpu.import_lines(fns),
@@ -402,9 +406,8 @@ class Engine:
         self.host = host
         self.dev = {k: cuda.to_device(np.ascontiguousarray(v)) for k, v in host.items()}
         self.c = {k: (cuda.to_device(v) if isinstance(v, np.ndarray) else v) for k, v in consts.items()}
-        nb = host["hist1"].shape[2]
-        d = host["hist1"].shape[1]
-        self.shared_bytes = 4 * (d * nb + host["histL"].shape[1] + 2 * (d + 1))
+        _, d, nb = host["hist1"].shape
+        self.shared_bytes = 4 * _shared_counters(d, nb)
         self.X = self.S = self.alive = None
 
     def load(self, X, S, alive):
