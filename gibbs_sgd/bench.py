@@ -522,7 +522,8 @@ def _run_rng_only(kern, n, steps, seed):
     k0, k1 = seed_key(seed)
     nt = numba.get_num_threads()
     out = np.zeros(nt)
-    args = (np.int64(n), np.int64(0), np.int64(steps), np.int64(0), k0, k1, out)
+    w = cpu_kernels.workspaces(kern, nt, np.float64)
+    args = (np.int64(n), np.int64(0), np.int64(steps), np.int64(0), k0, k1, out, w["wf"], w["wi"])
     t = time.perf_counter()
     cpu_kernels.parallel_call(kern.rng_only, nt, *args)
     return time.perf_counter() - t
