@@ -48,6 +48,20 @@ from numba.np.arrayobj import make_array, populate_array
 TILE = 128
 # Parameter arrays at most this long reach the kernel as tuples (see ``_as_tuple``).
 MAX_TUPLE = 32
+# Bits of ``record_flags``: what a step records.
+SAMPLE, TRACE, TRAJ = 1, 2, 4
+
+
+def record_flags(n_steps: int, burn_in: int, thin: int, trace_every: int, traj_every: int) -> np.ndarray:
+    """Per step, what it records: SAMPLE (histograms and moments: ``t >= burn_in`` and
+    ``(t - burn_in) % thin == 0``), TRACE (the mean loss: ``t % trace_every == 0``) and TRAJ (the
+    recorded trajectories: ``t % traj_every == 0``); computed once on the host instead of three
+    integer divisions per tile and step in the kernel."""
+    t = np.arange(n_steps)
+    flags = np.where((t >= burn_in) & ((t - burn_in) % thin == 0), SAMPLE, 0)
+    flags |= np.where(t % trace_every == 0, TRACE, 0)
+    flags |= np.where(t % traj_every == 0, TRAJ, 0)
+    return flags.astype(np.uint8)
 
 
 def _tile_view(context, builder, buf_type, buf, tid, first_row, n_rows, n_cols, out_type):
@@ -145,6 +159,9 @@ ZR = D
 AR = D + NZ1
 UR = AR + 1
 RF = UR + 4
+SAMPLE = {SAMPLE}
+TRACE = {TRACE}
+TRAJ = {TRAJ}
 
 
 @njit(cache={CACHE}, error_model="numpy", nogil=True, inline="always", fastmath={{"contract"}})
@@ -161,11 +178,11 @@ def draw_tile(Z, first, nc, t, k0, k1, U, V, ZA, ZB, IB):
         box_muller_tile(U, V, ZA, ZB, IB, npairs)
         zk = Z[k]
         if off == 0:
-            for q in range(nc // 2):
+            # over the whole tile, whatever nc: with a constant trip count LLVM sees that the
+            # rows cannot overlap and vectorises the interleave (columns >= nc are not read)
+            for q in range(TILE // 2):
                 zk[2 * q] = ZA[q]
                 zk[2 * q + 1] = ZB[q]
-            if nc & 1:
-                zk[nc - 1] = ZA[nc // 2]
         else:
             for c in range(nc):
                 q = (c + 1) >> 1
@@ -191,7 +208,7 @@ def chain_step(TX, TF, Z, c, chain, t, lr, cf, pl, pn, po, data, batch, k0, k1, 
 
 @njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}}, _nrt={NRT})
 def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, pn_a, data, po_a, batch,
-                burn_in, thin, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
+                records, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
                 mom, trace, trace_every, traj, traj_every, center_a, bound, wx, wf, wm, wi):
     n = X.shape[0]
     nb = hist1.shape[2]
@@ -258,11 +275,12 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
                                               k1, scratch, center, bound):
                                 ta[c] = 0.0
                                 ndead += 1
-                sample = t >= burn_in and (t - burn_in) % thin == 0
-                do_trace = t % trace_every == 0
-                do_traj = t % traj_every == 0 and first < ktraj
-                if not (sample or do_trace or do_traj):
+                rec = records[t]  # what step t records (bits SAMPLE, TRACE, TRAJ)
+                if rec == 0:
                     continue
+                sample = (rec & SAMPLE) != 0
+                do_trace = (rec & TRACE) != 0
+                do_traj = (rec & TRAJ) != 0 and first < ktraj
                 # the statistics, on the steps that record something: summed over the tile
                 # in registers / L1 first, then added once to the block's row
                 tr_sum = 0.0
@@ -517,6 +535,9 @@ def build(landscape, noise, optimizer):
         NACC=lay["n_columns"] - 5,
         MZ=lay["state_size"],
         CACHE=library,
+        SAMPLE=SAMPLE,
+        TRACE=TRACE,
+        TRAJ=TRAJ,
         # user functions may allocate, which needs Numba's reference counting; the library's
         # never do (they also compile for the GPU), and without it no call is left in the loop
         NRT=not library,
@@ -570,6 +591,8 @@ class Engine:
         if consts["coef"].shape[1] != module.sizes["coef"]:
             raise RuntimeError("the optimizer's step coefficients do not match the kernel")
         self.work = None
+        self.records = record_flags(consts["lrs"].shape[0], int(consts["burn_in"]), int(consts["thin"]),
+                                    int(consts["trace_every"]), int(consts["traj_every"]))
 
     def load(self, X, S, alive):
         self.X, self.S, self.alive = X, S, alive
@@ -581,7 +604,7 @@ class Engine:
         parallel_call(
             self.kern.run_segment, self.threads, self.X, self.S, self.alive, np.int64(t0), np.int64(t1),
             np.int64(c_lo), c["k0"], c["k1"], c["lrs"], c["coef"], c["pl"], c["pn"], c["data"], c["po"],
-            np.int64(c["batch"]), np.int64(c["burn_in"]), np.int64(c["thin"]), np.int64(c["block"]),
+            np.int64(c["batch"]), self.records, np.int64(c["block"]),
             c["hlo"], c["hinv"], c["hper"], c["lossr"], h["hist1"][b_lo:b_hi], h["hist2"][b_lo:b_hi],
             h["histL"][b_lo:b_hi], h["hout"][b_lo:b_hi], h["moments"][b_lo:b_hi], h["trace"][b_lo:b_hi],
             np.int64(c["trace_every"]), h["traj"], np.int64(c["traj_every"]), c["center"],
