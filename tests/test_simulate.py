@@ -104,6 +104,78 @@ def test_divergence_is_counted_frozen_and_excluded():
     assert "DIVERGED" in run.summary()
 
 
+def test_a_tile_with_a_diverged_chain_steps_its_other_chains_exactly_as_before():
+    """Once a chain of a 128-chain tile has diverged, the kernel steps that tile with the
+    masked loop instead of the branch-free vectorised one: the surviving chains must not see
+    the difference. Chain 5 starts on the quartic wall (diverges at step 0) in one run and
+    inside in the other; every other chain's final state is bitwise the same."""
+    n = 300  # three tiles, the last one partial
+    opt = gs.optimizers.Adam(lr=0.01)
+    init = np.full((n, 1), 0.5)
+    healthy = _run(n_chains=n, init=init, block=n)  # one statistics block: tiles of 128
+    init[5] = 1.0e3
+    with pytest.warns(RuntimeWarning, match="1 of 300 chains diverged"):
+        broken = _run(n_chains=n, init=init, block=n)
+    others = np.arange(n) != 5
+    assert not broken.alive[5] and broken.alive[others].all()
+    assert np.array_equal(broken.final[others], healthy.final[others])
+    adam_h = gs.simulate(LAND, opt, noise=NOISE, n_chains=n, n_steps=60, init=np.full((n, 1), 0.5), block=n,
+                         keep_final=True, progress=False)
+    init_b = np.full((n, 1), 0.5)
+    init_b[5] = 10 * LAND.divergence_radius  # Adam's steps are ~lr: start it past the bound
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        adam_b = gs.simulate(LAND, opt, noise=NOISE, n_chains=n, n_steps=60, init=init_b, block=n,
+                             keep_final=True, progress=False)
+    assert np.array_equal(adam_b.final[others], adam_h.final[others])
+
+
+def test_record_flags_follow_the_sampling_trace_and_trajectory_rules():
+    from gibbs_sgd.kernels import cpu
+
+    for n, burn, thin, te, je in [(50, 10, 3, 7, 5), (17, 0, 1, 1, 1), (40, 39, 40, 100, 13)]:
+        f = cpu.record_flags(n, burn, thin, te, je)
+        t = np.arange(n)
+        assert f.dtype == np.uint8 and f.shape == (n,)
+        assert np.array_equal((f & cpu.SAMPLE) != 0, (t >= burn) & ((t - burn) % thin == 0))
+        assert np.array_equal((f & cpu.TRACE) != 0, t % te == 0)
+        assert np.array_equal((f & cpu.TRAJ) != 0, t % je == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fixed_tiles_cut_the_workspaces_where_engine_allocated_them(dtype):
+    """The kernel's tiles: (RX, TILE) in the state dtype and (RF, TILE) float64 for thread tid;
+    with float64 state both come from the one buffer wx, one after the other."""
+    from numba import njit
+
+    from gibbs_sgd.kernels import cpu
+
+    RX, RF, COLS = 3, 2, 4
+
+    @njit(_nrt=False)
+    def fill(wx, wf, tid):
+        tx, tf = cpu.fixed_tiles(wx, wf, tid, RX, RF, COLS)
+        for r in range(RX):
+            for c in range(COLS):
+                tx[r, c] = 1 + r * COLS + c
+        for r in range(RF):
+            for c in range(COLS):
+                tf[r, c] = -(1 + r * COLS + c)
+        return tx.shape, tf.shape, tx.strides, tf.strides
+
+    one = np.dtype(dtype) == np.float64
+    wx = np.zeros((3, (RX + RF) * COLS if one else RX * COLS), dtype)
+    wf = np.zeros((3, RF * COLS))
+    shapes = fill(wx, wf, 1)
+    assert shapes[:2] == ((RX, COLS), (RF, COLS))
+    assert shapes[2] == (COLS * wx.itemsize, wx.itemsize) and shapes[3] == (COLS * 8, 8)
+    assert not wx[0].any() and not wx[2].any() and not wf[0].any() and not wf[2].any()
+    assert np.array_equal(wx[1, :RX * COLS], np.arange(1, RX * COLS + 1))
+    tf_seen = wx[1, RX * COLS:] if one else wf[1]
+    assert np.array_equal(tf_seen, -np.arange(1, RF * COLS + 1))
+    if one:
+        assert not wf.any()
+
+
 def test_unstable_learning_rate_diverges_every_chain():
     land = gs.landscapes.Quadratic(1.0)
     with pytest.warns(RuntimeWarning, match="diverged"):
