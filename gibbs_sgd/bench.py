@@ -40,8 +40,8 @@ repeats is reported, which is the least disturbed by other work on the machine):
     the tile) for the same chains and steps, with everything else removed, on the same threads
     (the kernel module's ``parallel_call`` when the kernel takes ``(tid, nt)``). Its rate is
     the ceiling on (a)'s: ``simulate / RNG-only`` says which fraction of the generator's speed
-    the whole fused step keeps. (It adds each tile's first normal into a per-thread sum so
-    that nothing is optimised away; that serial add is a few % of its time.)
+    the whole fused step keeps. (It adds every normal into a per-chain sum, a vectorised add
+    that costs next to nothing, so that nothing is optimised away.)
 
 (a) and (b) use the same burn-in and thinning: ``burn_in = n_steps // 2`` (simulate's default)
 and ``thin = 10`` (samples of a stationary chain ten steps apart are what a user histograms;
