@@ -19,7 +19,7 @@ The step needs the divider for at least ``divider`` ns; unless that work overlap
 generator's, simulate / RNG-only is at most ``rng / (rng + divider)``. The fused loop measures
 how much of it can overlap, with nothing else in the loop (no statistics, no divergence check,
 no generic model calls): it is the most any kernel built on this generator can keep. On the
-2-core reference machine (four runs, 2026-11-25): bound 68%, fused 67-76%, simulate 45-46%.
+2-core reference machine (five runs, 2026-11-25): bound 68-69%, fused 67-76%, simulate 51%.
 """
 import math
 import time

@@ -42,7 +42,7 @@ their one-chain calling convention, and the chain loop vectorises because:
 * short parameter arrays reach the model as tuples: values, which no store can alias;
 * the alive flags are floats in the tile, so the branch on them becomes a vector mask.
 
-Measured on the benchmark's Adam case: 165 -> 345 M chain-steps/s (2 cores); see
+Measured on the benchmark's Adam case: 165 -> 397 M chain-steps/s (2 cores); see
 ``benchmarks/adam_step_bound.py`` for what bounds it.
 """
 from __future__ import annotations
