@@ -322,7 +322,7 @@ def simulate(
         kern = cuda_kernels.build(landscape, noise, optimizer, dt)
         where = cuda_kernels.device_name()
     else:
-        kern = cpu_kernels.build(landscape, noise, optimizer)
+        kern = cpu_kernels.build(landscape, noise, optimizer, batch_size)
         where = f"{numba.get_num_threads()} threads"
     logging.getLogger("gibbs_sgd").info("simulate runs on backend=%r (%s), state in %s", backend, where, dt.name)
     nt = numba.get_num_threads()

@@ -105,10 +105,10 @@ def test_divergence_is_counted_frozen_and_excluded():
 
 
 def test_a_tile_with_a_diverged_chain_steps_its_other_chains_exactly_as_before():
-    """Once a chain of a 128-chain tile has diverged, the kernel steps that tile with the
-    masked loop instead of the branch-free vectorised one: the surviving chains must not see
-    the difference. Chain 5 starts on the quartic wall (diverges at step 0) in one run and
-    inside in the other; every other chain's final state is bitwise the same."""
+    """The step loop runs vectorised over a 128-chain tile with the alive flags as a mask: a
+    diverged chain in the tile must not change what its neighbours compute. Chain 5 starts on
+    the quartic wall (diverges at step 0) in one run and inside in the other; every other
+    chain's final state is bitwise the same (heavy ball, and Adam with its extra branches)."""
     n = 300  # three tiles, the last one partial
     opt = gs.optimizers.Adam(lr=0.01)
     init = np.full((n, 1), 0.5)
@@ -127,6 +127,35 @@ def test_a_tile_with_a_diverged_chain_steps_its_other_chains_exactly_as_before()
         adam_b = gs.simulate(LAND, opt, noise=NOISE, n_chains=n, n_steps=60, init=init_b, block=n,
                              keep_final=True, progress=False)
     assert np.array_equal(adam_b.final[others], adam_h.final[others])
+
+
+def test_svml_is_reported_once_because_it_can_change_the_last_bit(monkeypatch):
+    from gibbs_sgd.kernels import cpu
+
+    monkeypatch.setattr(numba.config, "USING_SVML", True)
+    monkeypatch.setattr(cpu, "_SVML_WARNED", False)
+    with pytest.warns(RuntimeWarning, match="NUMBA_DISABLE_INTEL_SVML"):
+        cpu.build(LAND, NOISE, OPT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cpu.build(LAND, NOISE, OPT)  # once per process
+
+
+def test_kernel_key_holds_the_lengths_of_tuple_parameters_only():
+    """Parameter arrays up to MAX_TUPLE numbers are compiled in as tuples, so their length is
+    part of the kernel; longer ones stay arrays and share one kernel whatever their length."""
+    from gibbs_sgd.kernels import cpu
+
+    def mixture(k):
+        return gs.landscapes.GaussianMixture(weights=np.ones(k), means=np.linspace(-1, 1, k)[:, None],
+                                             covariances=0.25)
+
+    small, big, bigger = mixture(2), mixture(12), mixture(13)
+    assert small.kernel_params().size <= cpu.MAX_TUPLE < big.kernel_params().size < bigger.kernel_params().size
+    sgd = gs.optimizers.SGD(lr=0.01)
+    assert cpu.build(big, NOISE, sgd) is cpu.build(bigger, NOISE, sgd)
+    assert cpu.build(small, NOISE, sgd) is not cpu.build(big, NOISE, sgd)
+    assert cpu.build(small, NOISE, sgd).sizes["pl"] == small.kernel_params().size
 
 
 def test_record_flags_follow_the_sampling_trace_and_trajectory_rules():

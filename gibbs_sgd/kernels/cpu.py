@@ -52,6 +52,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numba
@@ -517,31 +518,57 @@ def load_generated(src: str, fns: dict, prefix: str, key):
     return module
 
 
-def _as_tuple(name: str, n: int, tuples: bool, row: str = "") -> str:
-    """Source for a parameter inside the kernel: a tuple of its ``n`` numbers when short (and
-    the model is the library's own), else the array itself."""
-    if not tuples or not 0 < n <= MAX_TUPLE:
+def _as_tuple(name: str, n, row: str = "") -> str:
+    """Source for a parameter inside the kernel: a tuple of its ``n`` numbers, or the array
+    itself when ``n`` is None (user models, long arrays)."""
+    if n is None:
         return f"{name}[{row.rstrip(', ')}]" if row else name
     return "(" + "".join(f"{name}[{row}{i}], " for i in range(n)) + ")"
 
 
-def build(landscape, noise, optimizer):
-    """The compiled kernel module (``run_segment``, ``rng_only``) for this structure."""
+_SVML_WARNED = False
+
+
+def _warn_svml() -> None:
+    """With Intel SVML, Numba vectorises ``exp``/``sin``/... with SVML's versions, which can
+    differ from libm's in the last bit, while the scalar remainder of a tile's loop uses libm:
+    a chain's trajectory could then depend on its column in the tile (i.e. on ``block``)."""
+    global _SVML_WARNED
+    if numba.config.USING_SVML and not _SVML_WARNED:
+        _SVML_WARNED = True
+        warnings.warn(
+            "Numba uses Intel SVML in this process: vectorised exp/sin/cos in the kernels may differ from "
+            "libm in the last bit, so a chain's trajectory can depend on its place in a tile of chains "
+            "(the block size) and differ from the NumPy reference at ~1e-16; for bitwise reproducibility "
+            "set NUMBA_DISABLE_INTEL_SVML=1 before importing numba",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def build(landscape, noise, optimizer, batch_size: int = 1):
+    """The compiled kernel module (``run_segment``, ``rng_only``) for this structure.
+
+    The parameter arrays short enough to reach the kernel as tuples (library models only) are
+    compiled in with their lengths, which are then part of the structure; ``batch_size`` is
+    the run's (a noise's parameters could depend on it)."""
+    _warn_svml()
     d = landscape.dim
-    sizes = {
+    fns = model_functions(landscape, noise, optimizer)
+    library = all(isinstance(f, str) for f in fns.values())
+    lengths = {
         "pl": int(np.size(landscape.kernel_params())),
-        "pn": int(np.size(noise.kernel_params(d, 1))),
+        "pn": int(np.size(noise.kernel_params(d, batch_size))),
         "po": int(np.size(optimizer.kernel_params())),
         "coef": int(np.shape(optimizer.step_coefficients(1))[1]),
     }
+    sizes = {k: (n if library and 0 < n <= MAX_TUPLE else None) for k, n in lengths.items()}
     key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), tuple(sizes.values()))
     if key in _KERNELS:
         return _KERNELS[key]
-    fns = model_functions(landscape, noise, optimizer)
     ns = optimizer.n_state
     nz = noise.n_normals(d)
     lay = moment_layout(d, ns)
-    library = all(isinstance(f, str) for f in fns.values())
     src = _TEMPLATE.format(
         structure=repr(key),
         imports=import_lines(fns),
@@ -561,11 +588,11 @@ def build(landscape, noise, optimizer):
         # user functions may allocate, which needs Numba's reference counting; the library's
         # never do (they also compile for the GPU), and without it no call is left in the loop
         NRT=not library,
-        PL=_as_tuple("pl_a", sizes["pl"], library),
-        PN=_as_tuple("pn_a", sizes["pn"], library),
-        PO=_as_tuple("po_a", sizes["po"], library),
-        CENTER=_as_tuple("center_a", d, library),
-        CF=_as_tuple("coef", sizes["coef"], library, row="t, "),
+        PL=_as_tuple("pl_a", sizes["pl"]),
+        PN=_as_tuple("pn_a", sizes["pn"]),
+        PO=_as_tuple("po_a", sizes["po"]),
+        CENTER=_as_tuple("center_a", d if library and d <= MAX_TUPLE else None),
+        CF=_as_tuple("coef", sizes["coef"], row="t, "),
     )
     module = load_generated(src, fns, "gibbs_sgd_kernel", key)
     module.sizes = sizes
@@ -604,12 +631,10 @@ class Engine:
         self.host = host
         self.c = consts
         self.threads = numba.get_num_threads()
-        for name in ("pl", "pn", "po"):
-            if consts[name].shape[0] != module.sizes[name]:  # the kernel unpacks them as tuples
-                raise RuntimeError(f"{name} holds {consts[name].shape[0]} numbers; the kernel was built for "
-                                   f"{module.sizes[name]}")
-        if consts["coef"].shape[1] != module.sizes["coef"]:
-            raise RuntimeError("the optimizer's step coefficients do not match the kernel")
+        for name, n in module.sizes.items():  # the kernel unpacks these as tuples of n numbers
+            have = consts[name].shape[-1]
+            if n is not None and have != n:
+                raise RuntimeError(f"{name} holds {have} numbers per row; the kernel was built for {n}")
         self.work = None
         self.records = record_flags(consts["lrs"].shape[0], int(consts["burn_in"]), int(consts["thin"]),
                                     int(consts["trace_every"]), int(consts["traj_every"]))
