@@ -189,8 +189,14 @@ TRAJ = {TRAJ}
 
 
 @njit(cache={CACHE}, error_model="numpy", nogil=True, inline="always", fastmath={{"contract"}})
-def draw_tile(Z, first, nc, t, k0, k1, U, V, ZA, ZB, IB):
-    """Z[k, c] = normal k of chain first + c at step t: Philox call k of its pair, one half each."""
+def draw_tile(TF, IB, first, nc, t, k0, k1):
+    """Z[k, c] = normal k of chain first + c at step t (Z: the tile's rows ZR...): Philox call k
+    of its pair, one half each; the Box-Muller scratch is the tile's rows UR... and IB."""
+    Z = TF[ZR:ZR + NZ1]
+    U = TF[UR]
+    V = TF[UR + 1]
+    ZA = TF[UR + 2]
+    ZB = TF[UR + 3]
     p0 = first // 2
     npairs = (first + nc - 1) // 2 - p0 + 1
     off = first & 1
@@ -245,10 +251,6 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
     TX, TF = fixed_tiles(wx, wf, tid, RX, RF, TILE)
     Z = TF[ZR:ZR + NZ1]
     ta = TF[AR]
-    U = TF[UR]
-    V = TF[UR + 1]
-    ZA = TF[UR + 2]
-    ZB = TF[UR + 3]
     IB = wi[tid, 0:HALF]
     bins = wi[tid, HALF:HALF + D]
     LR = TF[LRR]
@@ -282,7 +284,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
             for t in range(t0, t1):
                 lr = lrs[t]
                 cf = {CF}
-                draw_tile(Z, first, nc, t, k0, k1, U, V, ZA, ZB, IB)
+                draw_tile(TF, IB, first, nc, t, k0, k1)
                 # the step (the hot loop), vectorised across chains with the alive flags as a
                 # mask (measured as fast as a branch-free copy for all-alive tiles, and half
                 # the code to compile)
@@ -372,10 +374,6 @@ def rng_only(tid, nt, n, t0, t1, chain0, k0, k1, out, wf, wi):
     normal is added into a per-chain sum, so none can be optimised away."""
     TF = fixed_tile(wf, tid, RF, TILE)
     Z = TF[ZR:ZR + NZ1]
-    U = TF[UR]
-    V = TF[UR + 1]
-    ZA = TF[UR + 2]
-    ZB = TF[UR + 3]
     IB = wi[tid, 0:HALF]
     sums = TF[GR]
     for c in range(TILE):
@@ -385,7 +383,7 @@ def rng_only(tid, nt, n, t0, t1, chain0, k0, k1, out, wf, wi):
         c0 = tl * TILE
         nc = min(TILE, n - c0)
         for t in range(t0, t1):
-            draw_tile(Z, chain0 + c0, nc, t, k0, k1, U, V, ZA, ZB, IB)
+            draw_tile(TF, IB, chain0 + c0, nc, t, k0, k1)
             for k in range(NZ):
                 zk = Z[k]
                 for c in range(nc):
@@ -486,6 +484,19 @@ def model_functions(landscape, noise, optimizer) -> dict:
     }
 
 
+def structure_constants(landscape, noise, optimizer) -> dict:
+    """The structural constants written into every backend's generated kernel: dimension D,
+    optimizer state variables NS (NSD = NS * D columns, at least 1), normals per step NZ
+    (NZ1 >= 1 rows for them), whether the noise adds to the gradient, and the moment row's
+    layout (NACC columns after the first five, MZ the state vector's length)."""
+    d = landscape.dim
+    ns = optimizer.n_state
+    nz = noise.n_normals(d)
+    lay = moment_layout(d, ns)
+    return {"D": d, "NS": ns, "NSD": max(ns * d, 1), "NZ": nz, "NZ1": max(nz, 1),
+            "ADDS": bool(noise.adds_to_gradient), "NACC": lay["n_columns"] - 5, "MZ": lay["state_size"]}
+
+
 def import_lines(fns: dict) -> str:
     """``from module import name as role`` for the model functions that live in modules."""
     return "\n".join(
@@ -566,21 +577,11 @@ def build(landscape, noise, optimizer, batch_size: int = 1):
     key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), tuple(sizes.values()))
     if key in _KERNELS:
         return _KERNELS[key]
-    ns = optimizer.n_state
-    nz = noise.n_normals(d)
-    lay = moment_layout(d, ns)
     src = _TEMPLATE.format(
         structure=repr(key),
         imports=import_lines(fns),
-        D=d,
-        NS=ns,
-        NSD=max(ns * d, 1),
-        NZ=nz,
-        NZ1=max(nz, 1),
+        **structure_constants(landscape, noise, optimizer),
         TILE=TILE,
-        ADDS=bool(noise.adds_to_gradient),
-        NACC=lay["n_columns"] - 5,
-        MZ=lay["state_size"],
         CACHE=library,
         SAMPLE=SAMPLE,
         TRACE=TRACE,

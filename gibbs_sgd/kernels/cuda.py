@@ -350,24 +350,13 @@ def source(landscape, noise, optimizer, dtype) -> tuple[str, dict, tuple]:
     sim = simulator_enabled()
     key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), np.dtype(dtype).name, sim)
     fns = _cpu.model_functions(landscape, noise, optimizer)
-    d = landscape.dim
-    ns = optimizer.n_state
-    nz = noise.n_normals(d)
-    lay = _cpu.moment_layout(d, ns)
     src = _TEMPLATE.format(
         structure=repr(key),
         imports=_cpu.import_lines(fns),
         host_import="from gibbs_sgd.kernels.cuda import sim_host as host" if sim else "",
         unwrap="\n".join(f"    {a} = host({a})" for a in _UNWRAP_ARGS) if sim else "    pass",
         DT=np.dtype(dtype).name,
-        D=d,
-        NS=ns,
-        NSD=max(ns * d, 1),
-        NZ=nz,
-        NZ1=max(nz, 1),
-        ADDS=bool(noise.adds_to_gradient),
-        NACC=lay["n_columns"] - 5,
-        MZ=lay["state_size"],
+        **_cpu.structure_constants(landscape, noise, optimizer),
         TPB=TPB,
         CACHE=all(isinstance(f, str) for f in fns.values()) and not sim,
     )
