@@ -37,7 +37,7 @@ from numpy.lib import format as _npy_format
 _SLICE_BYTES = 16 * 2**20
 # Accumulators in which NaN is a legal value: "traj" marks points not recorded with NaN, and
 # "final" holds the last state of diverged chains as they were.
-_NAN_ALLOWED = frozenset({"traj", "final"})
+_NAN_ALLOWED = frozenset({"traj", "final", "final_state"})
 _META = "__meta__"
 _ZIP_MAGIC = b"PK\x03\x04"  # how np.savez's archive (a zip's first local file header) starts
 

@@ -121,7 +121,7 @@ def run_demo(n_chains: int = 1_000_000, n_steps: int = DEMO["steps"], seed: int 
 
     t0 = time.perf_counter()
     res = simulate(land, opt, noise=nz, batch_size=B, n_chains=n_chains, n_steps=n_steps, burn_in=burn_in,
-                   thin=thin, seed=seed, init=init, bins=p["bins"], progress=progress)
+                   thin=thin, seed=seed, init=init, bins=p["bins"], hist_range="box", progress=progress)
     wall = time.perf_counter() - t0
 
     edges = res.hist_edges[0]

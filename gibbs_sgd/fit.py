@@ -16,7 +16,10 @@ chains (delta method for ratios), never from treating correlated time samples as
 """
 from __future__ import annotations
 
+import json
 import math
+import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +27,7 @@ from scipy import optimize, stats
 
 from .gibbs import Gibbs, _log_moments
 from .landscapes import Landscape, Periodic, Quadratic
+from ._bins import informative_bins
 from .result import SimulationResult
 
 __all__ = ["fit_temperature", "TemperatureFit", "EstimatorResult"]
@@ -36,6 +40,13 @@ _P_GOF = 1e-3
 _OUTSIDE_MAX = 1e-3
 # Bins whose expected count is below this are pooled into one, so the chi-square law applies.
 _MIN_EXPECTED = 5.0
+# A histogram test needs the law spread over at least this many bins holding more than 1% of
+# the fullest bin: with fewer, a chi-square cannot see the shape (a Gaussian in 2 bins passes
+# any test), so no Gibbs verdict rests on it. 20 bins resolve a Gaussian's width to ~5%.
+_MIN_INFORMATIVE_BINS = 20
+# "Close to Gibbs": every temperature estimator within 5% of the fitted T and the histogram
+# within this total-variation distance of the Gibbs law.
+_CLOSE_T, _CLOSE_TV = 0.05, 0.02
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,19 @@ class TemperatureFit:
     kl_divergence, total_variation : between the observed and the fitted bin probabilities
     gof_on : which histogram was tested ("coordinates", "joint", "loss" or None)
     stationarity_z : z-score of (second half - first half) of the chain-mean loss in the window
-    outside_fraction : fraction of samples outside the histogram box
-    is_gibbs : bool, and ``verdict`` : one line
+    outside_fraction : fraction of samples that may lie outside the box the Gibbs law is
+        normalised on (an upper bound: samples outside the histogram range count as outside)
+    informative_bins : bins of the tested histogram holding more than 1% of its fullest bin
+        (the least over coordinates); fewer than 20 and no Gibbs verdict is given
+    departure : largest relative difference |T' / T - 1| between the reported temperature (or
+        the given one) and every other estimator and coordinate: the *size* of the departure
+    significance : the largest |z| over the checks (chi-square converted by Fisher's
+        sqrt(2 chi2) - sqrt(2 dof - 1)): how well the departure is *resolved*
+    unchecked : the checks that could not be made, each with the reason
+    status : "gibbs" (every check made and passed), "not gibbs" (a check rejects it) or
+        "undetermined" (none rejects it, but a check could not be made: not called Gibbs)
+    is_gibbs : bool (``status == "gibbs"``), and ``verdict`` : one line that leads with the size
+        of the departure, then its significance
     """
 
     temperature: float
@@ -92,6 +114,11 @@ class TemperatureFit:
     gof_on: str | None
     stationarity_z: float
     outside_fraction: float
+    informative_bins: int | None
+    departure: float
+    significance: float
+    unchecked: tuple
+    status: str
     is_gibbs: bool
     verdict: str
     gibbs: Gibbs = field(repr=False)
@@ -191,31 +218,34 @@ def _design_effect(block_counts: np.ndarray) -> float:
 def _gof(run: SimulationResult, gibbs: Gibbs):
     """Goodness of fit of the histogram against the Gibbs law, Rao-Scott corrected.
 
-    Returns (chi2, dof, p, kl, tv, on, design_effect, n_inside).
+    Returns (chi2, dof, p, kl, tv, on, design_effect, n_inside, informative_bins).
     """
     land = gibbs.landscape
     d = run.dim
-    none = (None, None, None, None, None, None, 1.0, 0.0)
+    none = (None, None, None, None, None, None, 1.0, 0.0, None)
     if d == 1:
         observed = run.hist[0].astype(np.float64)
         probs = gibbs.bin_probabilities(run.hist_edges[0])
         deff = _design_effect(run.block_hist[:, 0, :])
         on = "coordinates"
+        informative = informative_bins(run.hist[0])
     elif d == 2 and run.hist2d is not None:
         observed = run.hist2d.astype(np.float64).ravel()
         probs = gibbs.bin_probabilities(run.hist_edges).ravel()
         deff = _design_effect(run.block_hist2d.reshape(run.block_hist2d.shape[0], -1))
         on = "joint"
+        informative = min(informative_bins(run.hist[k]) for k in range(2))  # per axis of the joint bins
     elif isinstance(land, Quadratic):
         observed = run.loss_hist.astype(np.float64)
         probs = gibbs.loss_bin_probabilities(run.loss_edges)
         deff = _design_effect(run.block_loss_hist)
         on = "loss"
+        informative = informative_bins(run.loss_hist)
     else:
         return none
     n = observed.sum()
     if n == 0 or probs.sum() <= 0:
-        return none
+        return none[:5] + (on, 1.0, 0.0, informative)
     # Condition both on the histogram range: the law inside the box, normalised there.
     probs = np.clip(probs, 0.0, None) / probs.sum()
     expected = n * probs
@@ -234,11 +264,12 @@ def _gof(run: SimulationResult, gibbs: Gibbs):
     nz = o > 0
     kl = float(np.sum(o[nz] * np.log(o[nz] / np.maximum(probs[nz], 1e-300))))
     tv = float(0.5 * np.sum(np.abs(o - probs)))
-    return chi2, dof, p, kl, tv, on, deff, float(n)
+    return chi2, dof, p, kl, tv, on, deff, float(n), informative
 
 
 def fit_temperature(run: SimulationResult, method: str = "mle", *, landscape: Landscape | None = None,
-                    confidence: float = 0.95, temperature: float | None = None) -> TemperatureFit:
+                    confidence: float = 0.95, temperature: float | None = None,
+                    allow_incomplete: bool = False) -> TemperatureFit:
     r"""Fit the Gibbs temperature of a stationary run, with a confidence interval and a verdict.
 
     Parameters
@@ -253,6 +284,10 @@ def fit_temperature(run: SimulationResult, method: str = "mle", *, landscape: La
         Test the run against the Gibbs law at this *given* temperature instead of the fitted one
         (the histogram test then has one more degree of freedom, and the verdict also asks
         whether the given T lies inside every estimator's confidence interval).
+    allow_incomplete : bool, default False
+        An interrupted run (``run.complete`` is False) holds part of its sampling window, maybe
+        none of it; fitting it is refused unless this is True (then it warns, and the verdict
+        says so).
 
     Returns
     -------
@@ -267,10 +302,28 @@ def fit_temperature(run: SimulationResult, method: str = "mle", *, landscape: La
     >>> 0.0045 < fit.temperature < 0.0055   # small-lr theory: lr sigma^2 / 2 = 0.005
     True
     """
+    if not isinstance(run, SimulationResult):
+        raise TypeError(f"run must be a gibbs_sgd.SimulationResult (from simulate, load or from_samples), "
+                        f"got {type(run).__name__}")
     if method not in ("mle", "virial", "configurational"):
         raise ValueError(f"method must be one of 'mle', 'virial', 'configurational', got {method!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not isinstance(allow_incomplete, (bool, np.bool_)):
+        raise TypeError(f"allow_incomplete must be True or False, got {allow_incomplete!r}")
+    if not run.complete:
+        done, total = run.config.get("chain_steps_done", 0), run.n_chains * run.config["n_steps"]
+        msg = (f"the run is incomplete (interrupted after {done:,} of {total:,} chain-steps): its statistics "
+               "cover part of the sampling window")
+        if not allow_incomplete:
+            raise ValueError(msg + "; resume it (same call with its checkpoint), or pass allow_incomplete=True")
+        warnings.warn(msg + "; the fit describes that part only", RuntimeWarning, stacklevel=2)
+    if landscape is not None:
+        if not isinstance(landscape, Landscape):
+            raise TypeError(f"landscape must be a gibbs_sgd.landscapes.Landscape, got {type(landscape).__name__}")
+        if _canonical(landscape.describe()) != _canonical(run.config["landscape"]):
+            raise ValueError(f"landscape does not match the run's: given {landscape.describe()}, the run was made "
+                             f"on {run.config['landscape']}")
     land = landscape if landscape is not None else run.landscape
     if land is None:
         raise ValueError("this run's landscape cannot be rebuilt from its description: pass landscape=")
@@ -332,47 +385,122 @@ def fit_temperature(run: SimulationResult, method: str = "mle", *, landscape: La
         raise ValueError(f"temperature must be finite and > 0, got {temperature}")
     gibbs = Gibbs(land, chosen.value if hypothesis is None else hypothesis)
 
-    chi2, dof, p, kl, tv, on, deff, n_in = _gof(run, gibbs)
+    chi2, dof, p, kl, tv, on, deff, n_in, informative = _gof(run, gibbs)
     if hypothesis is not None and dof is not None:
         dof += 1  # nothing was fitted to this histogram
-        chi2_p = float(stats.chi2.sf(chi2, dof))
-        p = chi2_p
+        p = float(stats.chi2.sf(chi2, dof))
     z_stat = _stationarity(run)
-    outside = float(run.outside[:d].sum(axis=1).max() / n) if d else 0.0
+    outside = _beyond_box(run, land, n)
 
-    problems = []
+    # every check: (what, z) when it could be made; what could not be made, and why
+    problems, unchecked, zs = [], [], []
+    reference = chosen.value if hypothesis is None else hypothesis
+    departures = []
+
+    def compare(label, value, stderr, against, against_se=0.0):
+        if not (np.isfinite(value) and np.isfinite(stderr) and stderr > 0):
+            unchecked.append(f"the {label} could not be computed ({value:.4g} ± {stderr:.2g})")
+            return
+        departures.append(abs(value / reference - 1))
+        z = (value - against) / math.hypot(stderr, against_se)
+        zs.append(abs(z))
+        if abs(z) > _Z_AGREE:
+            if hypothesis is None:
+                problems.append(f"{label} = {value:.4g} differs by {z:+.1f} sigma (ratio {value / against:.4g})")
+            else:
+                problems.append(f"{label} = {value:.4g} is {z:+.1f} sigma from the given T = {against:.4g}")
+
     if hypothesis is not None:
         for name, est in estimators.items():
-            if est is None:
-                continue
-            z = (est.value - hypothesis) / est.stderr
-            if abs(z) > _Z_AGREE:
-                problems.append(f"{name} T = {est.value:.4g} is {z:+.1f} sigma from the given T = {hypothesis:.4g}")
-    if p is not None and np.isfinite(p) and p < _P_GOF:
-        problems.append(f"the {on} histogram rejects it (chi2/dof = {chi2 / dof:.3g}, p = {p:.2g})")
-    for name in ("virial", "configurational", "mle"):
-        other = estimators[name]
-        if other is None or name == method or hypothesis is not None:
-            continue
-        z = (other.value - chosen.value) / math.hypot(other.stderr, chosen.stderr)
-        if abs(z) > _Z_AGREE:
-            problems.append(f"{name} T = {other.value:.4g} differs by {z:+.1f} sigma (ratio {other.value / chosen.value:.4g})")
+            if est is not None:
+                compare(f"{name} T", est.value, est.stderr, hypothesis)
+    else:
+        for name in ("virial", "configurational", "mle"):
+            other = estimators[name]
+            if other is not None and name != method:
+                compare(f"{name} T", other.value, other.stderr, chosen.value, chosen.stderr)
     if per is not None and d > 1:
-        zc = (per - per.mean()) / per_se
-        if np.max(np.abs(zc)) > _Z_AGREE:
-            problems.append(f"per-coordinate temperatures differ ({np.array2string(per, precision=4)})")
-    if np.isfinite(z_stat) and abs(z_stat) > _Z_AGREE:
-        problems.append(f"not stationary: the mean loss drifts by {z_stat:+.1f} sigma across the window")
+        for k in range(d):
+            compare(f"per-coordinate virial T[{k}]", per[k], per_se[k], float(per.mean()))
+    if on is None:
+        unchecked.append(f"no histogram test exists for a {type(land).__name__} landscape in d = {d} (only the "
+                         "estimators' agreement was checked)")
+    elif informative is not None and informative < _MIN_INFORMATIVE_BINS:
+        unchecked.append(f"the {on} histogram resolves the law in only {informative} bins holding > 1% of the "
+                         f"fullest (at least {_MIN_INFORMATIVE_BINS} are needed to test its shape): use more bins or "
+                         "hist_range='auto', the default")
+    elif p is None or not np.isfinite(p) or dof is None or dof < 1:
+        unchecked.append(f"the {on} histogram test could not be computed (dof = {dof})")
+    else:
+        zs.append(max(0.0, math.sqrt(2 * chi2) - math.sqrt(2 * dof - 1)))
+        if p < _P_GOF:
+            problems.append(f"the {on} histogram rejects it (chi2/dof = {chi2 / dof:.3g}, p = {p:.2g})")
+    independent = run.config.get("backend") == "samples" and run.config["n_steps"] == 1
+    if independent:
+        pass  # independent samples (from_samples with one per chain): no time axis to drift along
+    elif np.isfinite(z_stat):
+        zs.append(abs(z_stat))
+        if abs(z_stat) > _Z_AGREE:
+            problems.append(f"not stationary: the mean loss drifts by {z_stat:+.1f} sigma across the window")
+    else:
+        unchecked.append("the drift test needs 2 or more trace points in the sampling window and 3 or more blocks "
+                         "with samples in both halves (raise n_steps - burn_in, trace_points or n_chains)")
     if outside > _OUTSIDE_MAX and not isinstance(land, (Quadratic, Periodic)):
-        problems.append(f"{outside:.2%} of the samples fall outside the box the law is normalised on")
+        problems.append(f"up to {outside:.2%} of the samples fall outside the box the law is normalised on")
+    if not run.complete:
+        unchecked.append("the run is incomplete")
+
+    departure = max(departures) if departures else math.nan
+    significance = max(zs) if zs else math.nan
     ci = chosen.ci
     head = f"T = {chosen.value:.6g} ± {q * chosen.stderr:.2g} ({confidence:.0%} CI [{ci[0]:.6g}, {ci[1]:.6g}], {method})"
     if hypothesis is not None:
         head = f"the given T = {hypothesis:.6g} (fitted {head})"
-    verdict = f"consistent with Gibbs at {head}" if not problems else f"not Gibbs at {head}: " + "; ".join(problems)
+    size = (f"the estimators agree within {100 * departure:.2g}%" if np.isfinite(departure)
+            else "the estimators could not be compared")
+    if tv is not None:
+        size += f", histogram within TV {tv:.2g} of exp(-L/T)/Z"
+    if problems:
+        status = "not gibbs"
+        close = np.isfinite(departure) and departure <= _CLOSE_T and (tv is None or tv <= _CLOSE_TV)
+        lead = "close to Gibbs, not exact" if close else "not Gibbs"
+        verdict = (f"{lead} at {head}: {size}; the departure is resolved at {significance:.1f} sigma: "
+                   + "; ".join(problems))
+        if unchecked:
+            verdict += "; not checked: " + "; ".join(unchecked)
+    elif unchecked:
+        status = "undetermined"
+        verdict = f"undetermined at {head}: {size}, no check rejects it, but not called Gibbs: " + "; ".join(unchecked)
+    else:
+        status = "gibbs"
+        verdict = (f"consistent with Gibbs at {head}: {size}; no departure resolved (largest |z| = "
+                   f"{significance:.1f})")
     return TemperatureFit(
         temperature=chosen.value, ci=ci, method=method, confidence=confidence, estimators=estimators,
         per_coordinate=per, per_coordinate_stderr=per_se, chi2=chi2, dof=dof, p_value=p,
         n_effective=float(n_in / deff), design_effect=deff, kl_divergence=kl, total_variation=tv, gof_on=on,
-        stationarity_z=z_stat, outside_fraction=outside, is_gibbs=not problems, verdict=verdict, gibbs=gibbs,
+        stationarity_z=z_stat, outside_fraction=outside, informative_bins=informative, departure=departure,
+        significance=significance, unchecked=tuple(unchecked), status=status, is_gibbs=status == "gibbs",
+        verdict=verdict, gibbs=gibbs,
     )
+
+
+def _canonical(desc: dict) -> str:
+    """A description as JSON, so a run's saved config and a live object compare by value."""
+    return json.dumps(json.loads(json.dumps(desc, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v))),
+                      sort_keys=True)
+
+
+def _beyond_box(run: SimulationResult, land: Landscape, n: float) -> float:
+    """Upper bound on the fraction of samples outside the landscape's box (where the Gibbs law is
+    normalised): the samples outside the histogram range plus those in bins reaching past the box,
+    the largest over coordinates."""
+    if n == 0:
+        return 0.0
+    box = np.asarray(land.box, dtype=np.float64)
+    worst = 0
+    for i in range(run.dim):
+        e = np.asarray(run.hist_edges[i])
+        past = (e[:-1] < box[i, 0]) | (e[1:] > box[i, 1])
+        worst = max(worst, int(run.outside[i].sum()) + int(run.hist[i][past].sum()))
+    return worst / n

@@ -31,6 +31,15 @@ class Estimate:
         return f"Estimate(value={self.value!r}, stderr={self.stderr!r}, n_blocks={self.n_blocks})"
 
 
+@dataclass(frozen=True)
+class StateMoments:
+    """Mean and covariance of the state vector z = (Phi, optimizer state), with standard errors."""
+
+    names: tuple
+    mean: Estimate
+    covariance: Estimate
+
+
 @dataclass
 class SimulationResult:
     """What :func:`gibbs_sgd.simulate` measured.
@@ -65,8 +74,13 @@ class SimulationResult:
         per block (n_blocks, ...), whose scatter gives standard errors of histogram densities
         (``block_hist2d`` for d = 2 only).
     final : array (n_chains, d) or None (``keep_final=True``), in the run's dtype.
+    final_state : array (n_chains, n_state * d) or None (with ``final``): the optimizer state
+        (momentum buffer, Adam's m and v, ...; variable k of coordinate i in column k * d + i,
+        names in ``state_names[1:]``) after the last step (``config["n_steps"]`` steps; a
+        diverged chain's where it was frozen).
     alive : bool array (n_chains,) or None (with ``final``).
-    trajectories : array (k, n_recorded, d) or None, trajectory_steps : int array.
+    trajectories : array (k, n_recorded, d) or None (``(k, n_recorded, d + n_state * d)`` with
+        ``trajectory_state=True``), trajectory_steps : int array.
     """
 
     config: dict
@@ -86,6 +100,7 @@ class SimulationResult:
     block_outside: np.ndarray
     final: np.ndarray | None = None
     alive: np.ndarray | None = None
+    final_state: np.ndarray | None = None
     block_hist2d: np.ndarray | None = None
     trajectories: np.ndarray | None = None
     trajectory_steps: np.ndarray | None = None
@@ -100,7 +115,8 @@ class SimulationResult:
             self.landscape = from_description(self.config["landscape"])
 
     @classmethod
-    def from_samples(cls, landscape, samples, *, bins=100, loss_range=None, n_blocks: int = 256) -> "SimulationResult":
+    def from_samples(cls, landscape, samples, *, bins=100, hist_range="auto", loss_range=None,
+                     n_blocks: int = 256) -> "SimulationResult":
         """The statistics of given samples, laid out as a run's (to fit or compare them the same way).
 
         Parameters
@@ -108,7 +124,9 @@ class SimulationResult:
         landscape : gibbs_sgd.landscapes.Landscape
         samples : array (n_chains, n_per_chain, d), or (n, d) / (n,) for independent samples
             Samples of one chain are treated as correlated; chains as independent.
-        bins, loss_range : as in :func:`gibbs_sgd.simulate`
+        bins, hist_range, loss_range : as in :func:`gibbs_sgd.simulate`; with a bin count and
+            ``hist_range="auto"`` the ranges follow the samples (the rule of :mod:`gibbs_sgd._bins`,
+            applied to all of them)
         n_blocks : int, blocks of chains for the standard errors (at most n_chains)
 
         Example
@@ -119,7 +137,8 @@ class SimulationResult:
         >>> round(gs.fit_temperature(SimulationResult.from_samples(land, x)).temperature, 1)
         0.5
         """
-        from .simulate import _histogram_edges, _loss_range
+        from . import _bins
+        from .simulate import _bin_count, _hist_range, _histogram_edges, _loss_range
 
         d = landscape.dim
         x = np.asarray(samples, dtype=np.float64)
@@ -130,9 +149,14 @@ class SimulationResult:
         if x is None or x.ndim != 3 or x.shape[-1] != d:
             raise ValueError(f"samples must have shape (n_chains, n_per_chain, {d}) or (n, {d}), got {np.shape(samples)}")
         n_chains, per, _ = x.shape
-        edges = _histogram_edges(landscape, bins)
-        lo, hi = _loss_range(landscape, edges, loss_range)
+        hist_range = _hist_range(landscape, hist_range)
+        edges = _histogram_edges(landscape, bins, hist_range)
         nbins = edges[0].shape[0] - 1
+        auto = isinstance(hist_range, str) and hist_range == "auto" and _bin_count(bins) is not None
+        if auto:
+            edges, _ = _bins.coordinate_edges(landscape, x.reshape(-1, d), nbins)
+        rng = _bins.loss_range(landscape, landscape.loss(x.reshape(-1, d)), nbins) if auto and loss_range is None else None
+        lo, hi = rng if rng is not None else _loss_range(landscape, edges, loss_range)
         nbk = max(1, min(int(n_blocks), n_chains))
         block = -(-n_chains // nbk)
         nbk = -(-n_chains // block)
@@ -141,9 +165,6 @@ class SimulationResult:
         loss = landscape.loss(flat)
         grad = landscape.grad(flat).reshape(-1, d)
         lap = landscape.laplacian(flat)
-        folded = flat.copy()
-        if landscape.period is not None:
-            folded = edges[0][0] + np.mod(folded - edges[0][0], landscape.period)
         chain_of = np.repeat(np.arange(n_chains), per)
         blk = chain_of // block
         moments = np.zeros((nbk, lay["n_columns"]))
@@ -152,7 +173,7 @@ class SimulationResult:
         cols += [flat[:, a] * flat[:, b] for a in range(d) for b in range(d)]
         for j, c in enumerate(cols):
             moments[:, j] = np.bincount(blk, weights=c, minlength=nbk)
-        bidx = [np.floor((folded[:, i] - edges[i][0]) / (edges[i][1] - edges[i][0])).astype(np.int64) for i in range(d)]
+        bidx = [_bin_indices(flat[:, i], edges[i], landscape.period) for i in range(d)]
         block_hist = np.zeros((nbk, d, nbins), np.int64)
         block_out = np.zeros((nbk, d + 1, 2), np.int64)
         for i in range(d):
@@ -160,7 +181,7 @@ class SimulationResult:
             np.add.at(block_hist, (blk[inside], i, bidx[i][inside]), 1)
             np.add.at(block_out, (blk[bidx[i] < 0], i, 0), 1)
             np.add.at(block_out, (blk[bidx[i] >= nbins], i, 1), 1)
-        lidx = np.floor((loss - lo) * nbins / (hi - lo)).astype(np.int64)
+        lidx = _bin_indices(loss, np.array([lo, hi]) if nbins == 1 else np.linspace(lo, hi, nbins + 1), None)
         block_loss = np.zeros((nbk, nbins), np.int64)
         inside = (lidx >= 0) & (lidx < nbins)
         np.add.at(block_loss, (blk[inside], lidx[inside]), 1)
@@ -258,12 +279,53 @@ class SimulationResult:
         e = self.estimate("state")
         return Estimate(e.value[: self.dim], e.stderr[: self.dim], e.n_blocks) if m else e
 
-    def state_covariance(self) -> np.ndarray:
-        """Covariance of the whole state vector z = (Phi, optimizer state), shape (m, m)."""
+    def state_moments(self) -> "StateMoments":
+        r"""Mean and covariance of the whole state vector :math:`z = (\Phi, \text{optimizer state})`
+        over the sampling window, each entry with its standard error.
+
+        The errors come from the scatter over blocks of independent chains: the covariance
+        :math:`C_{ab} = \langle z_a z_b\rangle - \langle z_a\rangle\langle z_b\rangle` is
+        linearised per block as :math:`(S_{ab} - m_a S_b - m_b S_a)/n` (delta method).
+
+        Returns
+        -------
+        StateMoments, with ``names`` (m,) (``"phi[i]"``, then ``"<state name>[i]"``), ``mean``
+        and ``covariance`` :class:`Estimate` s of shapes (m,) and (m, m).
+
+        Example
+        -------
+        >>> import gibbs_sgd as gs
+        >>> run = gs.simulate(gs.landscapes.Quadratic(1.0), gs.optimizers.HeavyBall(lr=0.05, momentum=0.5),
+        ...                   n_chains=2000, n_steps=400, progress=False)
+        >>> sm = run.state_moments()
+        >>> sm.names
+        ('phi[0]', 'momentum_buffer[0]')
+        >>> sm.covariance.value.shape, sm.covariance.stderr.shape
+        ((2, 2), (2, 2))
+        """
         m = self._layout["state_size"]
-        mean = self.estimate("state").value
-        second = self.estimate("state_outer").value.reshape(m, m)
-        return second - np.outer(mean, mean)
+        d = self.dim
+        counts = self.moments[:, 0]
+        s1 = self._sums("state")
+        s2 = self._sums("state_outer").reshape(-1, m, m)
+        mean = _ratio_estimate(s1, counts)
+        second = _ratio_estimate(s2, counts)
+        mu = mean.value
+        value = second.value - np.outer(mu, mu)
+        ok = counts > 0
+        nb = int(ok.sum())
+        w = counts / counts.sum() if counts.sum() > 0 else counts
+        lin = (s2 - mu[None, :, None] * s1[:, None, :] - mu[None, None, :] * s1[:, :, None])
+        lin = np.where(ok[:, None, None], lin / np.where(ok, counts, 1)[:, None, None], 0.0)
+        lin_mean = (w[:, None, None] * lin).sum(axis=0)
+        se = np.sqrt(np.sum((w[:, None, None] * (lin - lin_mean)) ** 2, axis=0) * nb / max(nb - 1, 1))
+        names = tuple(f"{name}[{i}]" for name in ("phi",) + tuple(self.config["state_names"]) for i in range(d))
+        return StateMoments(names, mean, Estimate(value, se, nb))
+
+    def state_covariance(self) -> np.ndarray:
+        """Covariance of the whole state vector z = (Phi, optimizer state), shape (m, m)
+        (:meth:`state_moments` gives it with standard errors)."""
+        return self.state_moments().covariance.value
 
     @property
     def phi_cov(self) -> np.ndarray:
@@ -272,24 +334,10 @@ class SimulationResult:
         return self.state_covariance()[:d, :d]
 
     def phi_var(self) -> Estimate:
-        """``Var Phi_k`` per coordinate with a standard error (per-block variances, delta method)."""
-        d = self.dim
-        m = self._layout["state_size"]
-        counts = self.moments[:, 0]
-        s1 = self._sums("state")[:, :d]
-        s2 = self._sums("state_outer").reshape(-1, m, m)[:, np.arange(d), np.arange(d)]
-        mean1 = _ratio_estimate(s1, counts)
-        mean2 = _ratio_estimate(s2, counts)
-        value = mean2.value - mean1.value**2
-        # Linearised variance: Var(v) ~ Var(m2) + 4 m1^2 Var(m1) - 4 m1 Cov(m1, m2); computed as
-        # the scatter of the per-block linearised values sum(s2 - 2 m1 s1) / count.
-        w = counts / counts.sum()
-        ok = counts > 0
-        lin = np.where(ok[:, None], (s2 - 2 * mean1.value * s1) / np.where(ok, counts, 1)[:, None], 0.0)
-        lin_mean = (w[:, None] * lin).sum(axis=0)
-        nb = int(ok.sum())
-        se = np.sqrt(np.sum((w[:, None] * (lin - lin_mean)) ** 2, axis=0) * nb / max(nb - 1, 1))
-        return Estimate(value, se, nb)
+        """``Var Phi_k`` per coordinate with a standard error (the diagonal of :meth:`state_moments`)."""
+        cov = self.state_moments().covariance
+        k = np.arange(self.dim)
+        return Estimate(cov.value[k, k], cov.stderr[k, k], cov.n_blocks)
 
     # -- trace ------------------------------------------------------------------------------
     def mean_loss_trace(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -379,6 +427,24 @@ def load(path) -> SimulationResult:
             else:
                 kw[f.name] = None
     return SimulationResult(config=cfg, **kw)
+
+
+def _bin_indices(v: np.ndarray, edges: np.ndarray, period) -> np.ndarray:
+    """The kernels' bin of each value (:func:`gibbs_sgd.kernels.common.bin_index`, vectorised):
+    -1 below the range, ``nb`` above it (NaN too), periodic values folded onto ``[lo, lo + period)``."""
+    nb = edges.shape[0] - 1
+    lo = float(edges[0])
+    inv = nb / (float(edges[-1]) - lo)
+    if period is not None:
+        r = np.mod(v - lo, period)
+        y = np.where(r >= period, (nb - 0.5) if period * inv > nb - 0.5 else nb, r * inv)
+    else:
+        y = (v - lo) * inv
+    out = np.full(v.shape, nb, np.int64)
+    out[~(y >= 0.0)] = -1
+    ok = (y >= 0.0) & (y < nb)
+    out[ok] = y[ok].astype(np.int64)
+    return out
 
 
 def _ratio_estimate(sums: np.ndarray, counts: np.ndarray) -> Estimate:

@@ -51,15 +51,14 @@ their own: values are put exactly on every edge, a hair inside and outside the r
 outside. The edges have power-of-two widths, so for a value on an edge the kernel's
 ``(v - lo) * inv`` is exact.
 
-Known bugs, marked ``xfail(strict=True)`` with the correct behaviour asserted (a fix turns
-them into failures that ask for the marker to go). Both come from ``bin_index`` (kernels/common.py)
-computing ``floor((lo + (v - lo) % period - lo) * inv)``, ``inv = nb / (e_nb - e_0)``, in
-rounded arithmetic:
+The torus fold of a value a hair below the origin, whose remainder ``(v - lo) % period``
+rounds up to the period itself (``-1.1e-16 % 2.5 == 2.5``), is checked to land in the last bin
+(it was once counted outside a range covering the whole period).
 
-* the torus fold can return ``lo + period`` itself: for ``v`` a hair below the origin,
-  ``(v - lo) % period`` (Python's modulo: ``-1.1e-16 % 2.5 == 2.5``) rounds up to the period,
-  and the sample is counted *outside above* although the edges cover the whole period, where
-  no sample can be outside (a real bug: a folded coordinate must land in ``[lo, lo + period)``);
+A known limitation, marked ``xfail(strict=True)`` with the exact behaviour asserted (a fix
+turns it into a failure that asks for the marker to go), from ``bin_index`` (kernels/common.py)
+computing ``floor((v - lo) * inv)``, ``inv = nb / (e_nb - e_0)``, in rounded arithmetic:
+
 * bin boundaries sit up to an ulp off ``run.hist_edges``: ``v - lo`` rounds up onto an edge
   for a value a hair below it (which then lands in the bin above, or outside above for the top
   edge, or, on the torus, in bin 0 instead of the last one), and for a width that is not a
@@ -462,9 +461,8 @@ _TORUS_ROWS = [
     pytest.param(-0.75 - _P + 13 / 8, 13, id="edge13-P"),
     pytest.param(11.3, 16, id="inside-bin16+4P"),
     pytest.param(np.nextafter(-0.75 - _P, -np.inf), _NB - 1, id="hair-below-origin-P"),
-    pytest.param(np.nextafter(-0.75, -np.inf), _NB - 1, id="hair-below-origin", marks=pytest.mark.xfail(
-        strict=True, reason=_BUG_FOLD.format("(v - lo) % period = -1.1e-16 % 2.5 rounds to 2.5, so the value "
-                                             "folds to exactly lo + period and is counted outside above"))),
+    # (v - lo) % period = -1.1e-16 % 2.5 rounds to 2.5: bin_index puts it in the last bin
+    pytest.param(np.nextafter(-0.75, -np.inf), _NB - 1, id="hair-below-origin"),
     pytest.param(np.nextafter(1.75, -np.inf), _NB - 1, id="hair-below-top-edge", marks=pytest.mark.xfail(
         strict=True, reason=_BUG_FOLD.format("v - lo = 2.5 - 2.2e-16 rounds to 2.5 = period, so a value already "
                                              "inside the range folds onto the origin: bin 0, not the last bin "

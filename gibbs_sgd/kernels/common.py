@@ -46,8 +46,14 @@ def bin_index(v, lo, inv, period, nb):
     ``[lo, lo + period)`` first. The range test is done in floating point before any conversion
     to an integer, so a huge (finite) value lands above the range, never wraps around."""
     if period > 0.0:
-        v = lo + (v - lo) % period
-    y = (v - lo) * inv
+        r = (v - lo) % period
+        if r >= period:
+            # v a hair below lo (mod period): the remainder rounded up to the period itself. It
+            # lies at the top of the period: the last bin when the range covers the period.
+            return nb - 1 if period * inv > nb - 0.5 else nb
+        y = r * inv
+    else:
+        y = (v - lo) * inv
     if not y >= 0.0:
         return -1
     if y >= nb:

@@ -246,6 +246,7 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
     nbl = histL.shape[1]
     nblk = (n + block - 1) // block
     ktraj = traj.shape[0]
+    ncol_traj = min(traj.shape[2], D + NS * D)
     # this thread's workspaces: tiles of a fixed shape (every row offset is then a constant
     # LLVM can see) and small scratch
     TX, TF = fixed_tiles(wx, wf, tid, RX, RF, TILE)
@@ -300,10 +301,10 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
                 do_trace = (rec & TRACE) != 0
                 do_traj = (rec & TRAJ) != 0 and first < ktraj
                 # the statistics, on the steps that record something
-                if do_traj:
+                if do_traj:  # phi, then (when traj has the columns) the optimizer state
                     for c in range(nc):
                         if ta[c] != 0.0 and first + c < ktraj:
-                            for i in range(D):
+                            for i in range(ncol_traj):
                                 traj[first + c, t // traj_every, i] = TX[i, c]
                 if not (sample or do_trace):
                     continue
@@ -656,6 +657,16 @@ class Engine:
             np.int64(c["trace_every"]), h["traj"], np.int64(c["traj_every"]), c["center"],
             float(c["bound"]), w["wx"], w["wf"], w["wm"], w["wi"],
         )
+
+    def set_consts(self, values: dict):
+        """Replace run constants (the histogram ranges, fixed from the pilot chains mid-run)."""
+        self.c.update(values)
+
+    def zero_blocks(self, b_lo, b_hi):
+        """Clear the statistics of blocks ``b_lo:b_hi`` (before they are run again)."""
+        for k, v in self.host.items():
+            if k != "traj":  # trajectories are per chain: a rerun writes the same values again
+                v[b_lo:b_hi] = 0
 
     def store(self, X, S, alive):
         pass

@@ -106,6 +106,7 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
     nb2 = hist2.shape[1]
     nbl = histL.shape[1]
     ktraj = traj.shape[0]
+    ns_traj = min(traj.shape[2] - D, NS * D)
     # shared memory: the block's histograms [coordinates (D, nb) | loss (nbl) | outside (D+1, 2)]
     sh = cuda.shared.array(0, uint32)
     red = cuda.shared.array(NC2, float64)  # the block's moment sums, then its trace sums
@@ -158,6 +159,8 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
         if a != 0 and t % traj_every == 0 and ch < ktraj:
             for i in range(D):
                 traj[ch, t // traj_every, i] = x[i]
+            for i in range(ns_traj):  # the optimizer state, when traj has its columns
+                traj[ch, t // traj_every, D + i] = s[i]
         if not (sample or do_trace):
             continue
         L = 0.0
@@ -426,6 +429,18 @@ class Engine:
         # launches are asynchronous: wait, so that progress, checkpoints and Ctrl-C follow the
         # GPU's work rather than the queue (a launch is ~10-100 ms, the wait costs ~10 us)
         self.cuda.synchronize()
+
+    def set_consts(self, values: dict):
+        """Replace run constants (the histogram ranges, fixed from the pilot chains mid-run)."""
+        for k, v in values.items():
+            self.c[k] = self.cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+
+    def zero_blocks(self, b_lo, b_hi):
+        """Clear the statistics of blocks ``b_lo:b_hi`` (before they are run again)."""
+        for k, dev in self.dev.items():
+            if k != "traj" and b_hi > b_lo:
+                rows = dev[b_lo:b_hi]
+                rows.copy_to_device(np.zeros(rows.shape, rows.dtype))
 
     def store(self, X, S, alive):
         """Copy the chunk's state back into the host arrays."""
