@@ -537,6 +537,8 @@ def simulate(
             for t0, t1 in segments:
                 engine.segment(t0, t1, c_lo + a, b_lo, b_hi)
 
+    resumed = resume_chunk is not None or position["chunk_start"] > 0
+    already_complete = position["chunk_start"] >= n_chains
     chain_steps_done = position["chunk_start"] * n_steps + (
         (min(n_chains, position["chunk_start"] + chunk) - position["chunk_start"]) * position["step"]
         if resume_chunk is not None else 0
@@ -611,8 +613,11 @@ def simulate(
                     dead_idx = np.nonzero(dead)[0]
                     reran_blocks += int(np.unique((dead_idx + c_lo) // block).size)
                     rerun_without(dead_idx, c_lo, X, S, alive)
+                # free this chunk's state before the next one is allocated (peak: one chunk)
+                engine.unload()
+                X = S = alive = dead = resume_chunk = None
             engine.sync()
-            if ckpt_path is not None and not interrupted and (chain_steps_run > 0 or resume_chunk is not None):
+            if ckpt_path is not None and not interrupted and not already_complete:
                 save_checkpoint({"chunk_start": n_chains, "step": 0}, {})  # complete: kept until deleted
     finally:
         if bar is not None:
@@ -659,7 +664,7 @@ def simulate(
             "interrupted": interrupted,
             "chain_steps_done": chain_steps_done,
             "chain_steps_run": chain_steps_run,
-            "resumed_from_checkpoint": resume_chunk is not None or position["chunk_start"] > 0,
+            "resumed_from_checkpoint": resumed,
             "checkpoint": None if ckpt_path is None else str(ckpt_path),
             "elapsed_seconds": time.perf_counter() - t_start,
             "kernel_seconds": elapsed_kernel,

@@ -236,7 +236,7 @@ def chain_step(TX, TF, Z, c, chain, t, lr, cf, pl, pn, po, data, batch, k0, k1, 
     return ok
 
 
-@njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}}, _nrt={NRT})
+@njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}}, _nrt={NRT}, boundscheck={BOUNDS})
 def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, pn_a, data, po_a, batch,
                 records, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
                 mom, trace, trace_every, traj, traj_every, center_a, bound, wx, wf, wm, wi):
@@ -590,6 +590,9 @@ def build(landscape, noise, optimizer, batch_size: int = 1):
         # user functions may allocate, which needs Numba's reference counting; the library's
         # never do (they also compile for the GPU), and without it no call is left in the loop
         NRT=not library,
+        # user functions are inlined into the kernel, whose flags they then take: bounds checks
+        # there (a Custom landscape's default) turn an out-of-range index into an IndexError
+        BOUNDS=(not library) and bool(getattr(landscape, "boundscheck", False)),
         PL=_as_tuple("pl_a", sizes["pl"]),
         PN=_as_tuple("pn_a", sizes["pn"]),
         PO=_as_tuple("po_a", sizes["po"]),
@@ -667,6 +670,10 @@ class Engine:
         for k, v in self.host.items():
             if k != "traj":  # trajectories are per chain: a rerun writes the same values again
                 v[b_lo:b_hi] = 0
+
+    def unload(self):
+        """Drop the chunk's arrays, so the next chunk's are not allocated beside them."""
+        self.X = self.S = self.alive = None
 
     def store(self, X, S, alive):
         pass

@@ -442,6 +442,10 @@ class Engine:
                 rows = dev[b_lo:b_hi]
                 rows.copy_to_device(np.zeros(rows.shape, rows.dtype))
 
+    def unload(self):
+        """Free the chunk's device arrays, so the next chunk's are not allocated beside them."""
+        self.X = self.S = self.alive = self.scratch = None
+
     def store(self, X, S, alive):
         """Copy the chunk's state back into the host arrays."""
         self.X.copy_to_host(X)
