@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from ._model import check_positive
-from .landscapes import Landscape, Periodic, Quadratic
+from .landscapes import Landscape, Periodic, Quadratic, as_float_array, check_int, check_positive, show
 
 __all__ = ["Gibbs"]
 
@@ -66,6 +65,14 @@ def _log_moments(loss, weights, temperature):
     return math.log(z) - lmin / temperature, mean, var
 
 
+def _check_edges(name: str, edges) -> np.ndarray:
+    """Bin edges: a finite, strictly increasing float64 array (n + 1,), n >= 1."""
+    e = as_float_array(name, edges, ndim=1)
+    if e.shape[0] < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"{name} must be at least 2 finite, strictly increasing bin edges, got {show(e.tolist())}")
+    return e
+
+
 class Gibbs:
     r"""The Gibbs law :math:`e^{-L/T}/Z` of ``landscape`` at ``temperature``.
 
@@ -95,11 +102,24 @@ class Gibbs:
             raise ValueError("give exactly one of temperature and inverse_temperature")
         if temperature is None:
             temperature = 1.0 / check_positive("inverse_temperature", inverse_temperature)
+            if not 0.0 < temperature < math.inf:
+                raise ValueError(f"inverse_temperature must be finite and in (0, inf) with a finite, nonzero "
+                                 f"reciprocal, got {inverse_temperature}")
         self.landscape = landscape
         self.temperature = check_positive("temperature", temperature)
         self.dim = landscape.dim
         self._quad = None
-        self.log_partition, self._mean, self._var, self.log_partition_error = self._moments()
+        try:
+            with np.errstate(all="ignore"):
+                moments = self._moments()
+        except (ArithmeticError, ValueError):  # log(0), overflow: T beyond float64 for this landscape
+            moments = (math.nan,) * 4
+        if not all(math.isfinite(v) for v in moments):
+            name = "temperature" if inverse_temperature is None else "inverse_temperature"
+            raise ValueError(f"{name} is outside the range where this landscape's Gibbs law is computable in float64 "
+                             f"(log Z, E[L], Var[L], error = {[float(v) for v in moments]}), got "
+                             f"{temperature if inverse_temperature is None else inverse_temperature}")
+        self.log_partition, self._mean, self._var, self.log_partition_error = moments
 
     @property
     def inverse_temperature(self) -> float:
@@ -192,15 +212,16 @@ class Gibbs:
 
         Parameters
         ----------
-        edges : array (n + 1,) for d = 1, or a pair of such arrays for the joint bins of d = 2.
+        edges : array (n + 1,) for d = 1, or a pair of such arrays for the joint bins of d = 2;
+            each finite and strictly increasing, n >= 1.
         """
         if self.dim == 1:
-            e = np.asarray(edges[0] if isinstance(edges, (list, tuple)) and np.ndim(edges[0]) == 1 else edges,
-                           dtype=np.float64)
-            return self._bins_1d(e)
+            one = isinstance(edges, (list, tuple)) and len(edges) == 1 and np.ndim(edges[0]) == 1
+            return self._bins_1d(_check_edges("edges", edges[0] if one else edges))
         if self.dim == 2:
-            ex, ey = (np.asarray(e, dtype=np.float64) for e in edges)
-            return self._bins_2d(ex, ey)
+            if isinstance(edges, (str, bytes)) or not hasattr(edges, "__len__") or len(edges) != 2:
+                raise TypeError(f"edges must be a pair of edge arrays (x edges, y edges) for d = 2, got {show(edges)}")
+            return self._bins_2d(_check_edges("edges[0]", edges[0]), _check_edges("edges[1]", edges[1]))
         raise ValueError("bin probabilities are available for d = 1 and 2; use the loss histogram for d > 2")
 
     def _bins_1d(self, e: np.ndarray) -> np.ndarray:
@@ -253,9 +274,10 @@ class Gibbs:
         r"""Probability of each bin of the loss histogram.
 
         Exact for a quadratic (:math:`(L - L_0)/T \sim \Gamma(d/2)`); from the quadrature rule
-        otherwise (binning the weighted nodes, accurate to the rule's resolution).
+        otherwise (binning the weighted nodes, accurate to the rule's resolution). ``edges``:
+        array (n + 1,), finite and strictly increasing.
         """
-        e = np.asarray(edges, dtype=np.float64)
+        e = _check_edges("edges", edges)
         land = self.landscape
         if isinstance(land, Quadratic):
             return np.diff(stats.gamma.cdf((e - land.offset) / self.temperature, a=0.5 * self.dim))
@@ -288,8 +310,8 @@ class Gibbs:
     def ppf(self, q) -> np.ndarray:
         """Inverse of :meth:`cdf` (1-D)."""
         q = np.asarray(q, dtype=np.float64)
-        if np.any((q < 0) | (q > 1)):
-            raise ValueError("q must lie in [0, 1]")
+        if not np.all((q >= 0) & (q <= 1)):
+            raise ValueError("q must lie in [0, 1] (no nan)")
         if self.dim == 1 and isinstance(self.landscape, Quadratic):
             sd = math.sqrt(self.temperature / self.landscape.hessian[0, 0])
             return stats.norm.ppf(q, loc=self.landscape.center[0], scale=sd)
@@ -303,8 +325,8 @@ class Gibbs:
         mass, then a point inside it by rejection against the exact density.
         Quadratic and periodic landscapes are sampled exactly in any dimension.
         """
+        size = check_int("size", size, 0)
         rng = np.random.default_rng(random_state)
-        size = int(size)
         land = self.landscape
         if isinstance(land, Quadratic):
             z = rng.standard_normal((size, self.dim))

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ._model import array_eq_dataclass, check_positive, describe, freeze_array, set_frozen
-from .landscapes import Quadratic
+from ._model import array_eq_dataclass, describe, set_frozen
+from .landscapes import Quadratic, as_float_array, check_bool, check_positive, freeze_array
 from .rng import normal_pair, uniform_pair
 
 __all__ = ["Noise", "Gaussian", "MeanEstimation", "LinearRegression"]
@@ -69,6 +69,20 @@ class Noise:
 
     def describe(self) -> dict:
         return describe(self)
+
+
+def _check_squarable(name: str, value, *, allow_zero: bool = False) -> float:
+    """A standard deviation: finite, > 0 (or >= 0), whose square (the variance) is finite and,
+    unless zero is allowed, nonzero."""
+    value = check_positive(name, value, allow_zero=allow_zero)
+    square = value * value
+    if not math.isfinite(square):
+        raise ValueError(f"{name} must be below 1.3e154 (its square, a variance, must be finite), got {value}")
+    if square == 0.0 and value != 0.0:
+        zero = "0 or " if allow_zero else ""
+        raise ValueError(f"{name} must be {zero}above 1.5e-154 (its square, a variance, must not underflow to 0), "
+                         f"got {value}")
+    return value
 
 
 # =========================================================================================
@@ -114,14 +128,16 @@ class Gaussian(Noise):
     _kernel_name = "_gaussian_noise"
 
     def __post_init__(self):
-        set_frozen(self, "sigma", check_positive("sigma", self.sigma))
+        set_frozen(self, "sigma", _check_squarable("sigma", self.sigma))
         if self.covariance is not None:
-            c = np.atleast_2d(np.asarray(self.covariance, dtype=np.float64))
-            if c.shape[0] != c.shape[1] or not np.allclose(c, c.T, rtol=1e-12, atol=0):
-                raise ValueError(f"covariance must be a symmetric square matrix, got shape {c.shape}")
+            c = np.atleast_2d(as_float_array("covariance", self.covariance, ndim=(0, 2)))
+            if c.shape[0] != c.shape[1] or not 1 <= c.shape[0] <= 8 or not np.allclose(c, c.T, rtol=1e-12, atol=0):
+                raise ValueError(f"covariance must be a symmetric square matrix of size 1..8, got shape {c.shape}")
             try:
-                np.linalg.cholesky(c)
+                chol = np.linalg.cholesky(c)
             except np.linalg.LinAlgError:
+                chol = None
+            if chol is None or not np.all(np.isfinite(chol)) or not np.all(np.diag(chol) > 0):
                 raise ValueError("covariance must be positive definite") from None
             set_frozen(self, "covariance", freeze_array("covariance", c))
 
@@ -288,6 +304,22 @@ class _DataSetNoise(Noise):
         return batch_size * per_example + 2 if self.is_streamed else batch_size + 2
 
 
+def _check_vector(name: str, value) -> np.ndarray:
+    """A finite vector of 1..8 numbers (a scalar is one)."""
+    v = np.atleast_1d(as_float_array(name, value, ndim=(0, 1)))
+    if not 1 <= v.shape[0] <= 8:
+        raise ValueError(f"{name} must have 1..8 entries (the dimension), got shape {v.shape}")
+    return v
+
+
+def _population(name: str, curvature, center, offset) -> Quadratic:
+    """The population loss a data-set model implies, or a ValueError naming the arguments it comes from."""
+    try:
+        return Quadratic(curvature, center=center, offset=offset)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"no valid population loss (a quadratic with finite numbers) from {name}: {e}") from None
+
+
 @array_eq_dataclass
 @dataclass(frozen=True, eq=False)
 class MeanEstimation(_DataSetNoise):
@@ -322,23 +354,27 @@ class MeanEstimation(_DataSetNoise):
     _kernel_name = "_mean_estimation_noise"
 
     def __post_init__(self):
+        set_frozen(self, "sigma", _check_squarable("sigma", self.sigma))
+        set_frozen(self, "replace", check_bool("replace", self.replace))
         if self.data is None:
             if self.mean is None:
                 raise ValueError("MeanEstimation needs data (n, d), or use MeanEstimation.streamed(mean, sigma)")
-            mu = freeze_array("mean", np.atleast_1d(self.mean), ndim=1)
-            set_frozen(self, "mean", mu)
-            set_frozen(self, "sigma", check_positive("sigma", self.sigma))
-            land = Quadratic(np.ones(mu.shape[0]), center=mu, offset=0.5 * mu.shape[0] * self.sigma**2)
+            mu = _check_vector("mean", self.mean)
+            set_frozen(self, "mean", freeze_array("mean", mu))
+            land = _population("mean and sigma", np.ones(mu.shape[0]), center=mu,
+                               offset=0.5 * mu.shape[0] * self.sigma**2)
         else:
-            a = np.asarray(self.data, dtype=np.float64)
+            if self.mean is not None:
+                raise ValueError("mean is for streamed examples (data=None); give either data or mean, not both")
+            a = as_float_array("data", self.data, ndim=(1, 2))
             a = a.reshape(-1, 1) if a.ndim == 1 else a
-            if a.ndim != 2 or a.shape[0] < 2 or not 1 <= a.shape[1] <= 8:
+            if a.shape[0] < 2 or not 1 <= a.shape[1] <= 8:
                 raise ValueError(f"data must have shape (n, d) with n >= 2 and 1 <= d <= 8, got {np.shape(self.data)}")
             set_frozen(self, "data", freeze_array("data", a))
-            set_frozen(self, "replace", bool(self.replace))
-            center = a.mean(axis=0)
-            offset = 0.5 * np.mean(np.sum((a - center) ** 2, axis=1))
-            land = Quadratic(np.ones(a.shape[1]), center=center, offset=offset)
+            with np.errstate(all="ignore"):
+                center = a.mean(axis=0)
+                offset = 0.5 * np.mean(np.sum((a - center) ** 2, axis=1))
+            land = _population("data", np.ones(a.shape[1]), center=center, offset=offset)
         set_frozen(self, "landscape", land)
 
     @classmethod
@@ -407,34 +443,43 @@ class LinearRegression(_DataSetNoise):
         return self.inputs
 
     def __post_init__(self):
+        s = _check_squarable("input_std", self.input_std)
+        sy = _check_squarable("noise_std", self.noise_std, allow_zero=True)
+        set_frozen(self, "input_std", s)
+        set_frozen(self, "noise_std", sy)
+        set_frozen(self, "replace", check_bool("replace", self.replace))
         if self.inputs is None:
             if self.weights is None:
                 raise ValueError("LinearRegression needs inputs and targets, or use LinearRegression.streamed(weights)")
-            w = freeze_array("weights", np.atleast_1d(self.weights), ndim=1)
-            set_frozen(self, "weights", w)
-            s = check_positive("input_std", self.input_std)
-            sy = check_positive("noise_std", self.noise_std, allow_zero=True)
-            set_frozen(self, "input_std", s)
-            set_frozen(self, "noise_std", sy)
-            land = Quadratic(np.full(w.shape[0], s * s), center=w, offset=0.5 * sy * sy)
+            if self.targets is not None:
+                raise ValueError("targets need inputs; give inputs and targets, or weights (streamed), not both")
+            w = _check_vector("weights", self.weights)
+            set_frozen(self, "weights", freeze_array("weights", w))
+            land = _population("weights, input_std and noise_std", np.full(w.shape[0], s * s), center=w,
+                               offset=0.5 * sy * sy)
         else:
-            a = np.asarray(self.inputs, dtype=np.float64)
+            if self.weights is not None:
+                raise ValueError("weights are for streamed examples (inputs=None); give either inputs or weights, "
+                                 "not both")
+            a = as_float_array("inputs", self.inputs, ndim=(1, 2))
             a = a.reshape(-1, 1) if a.ndim == 1 else a
-            y = np.asarray(self.targets, dtype=np.float64).ravel()
-            if a.ndim != 2 or not 1 <= a.shape[1] <= 8 or y.shape[0] != a.shape[0] or a.shape[0] < 2:
+            y = as_float_array("targets", self.targets, ndim=(1, 2)).ravel()
+            if not 1 <= a.shape[1] <= 8 or y.shape[0] != a.shape[0] or a.shape[0] < 2:
                 raise ValueError(
                     f"inputs must have shape (n, d), n >= 2, 1 <= d <= 8, and targets shape (n,); "
                     f"got {np.shape(self.inputs)} and {np.shape(self.targets)}"
                 )
-            h = a.T @ a / a.shape[0]
-            if np.linalg.matrix_rank(h) < a.shape[1]:
+            with np.errstate(all="ignore"):
+                h = a.T @ a / a.shape[0]
+                ok = np.all(np.isfinite(h)) and np.linalg.matrix_rank(h) == a.shape[1]
+            if not ok:
                 raise ValueError("inputs must have full column rank (the population loss must have a unique minimum)")
-            wstar = np.linalg.solve(h, a.T @ y / a.shape[0])
-            offset = 0.5 * np.mean((a @ wstar - y) ** 2)
+            with np.errstate(all="ignore"):
+                wstar = np.linalg.solve(h, a.T @ y / a.shape[0])
+                offset = 0.5 * np.mean((a @ wstar - y) ** 2)
             set_frozen(self, "inputs", freeze_array("inputs", a))
             set_frozen(self, "targets", freeze_array("targets", y))
-            set_frozen(self, "replace", bool(self.replace))
-            land = Quadratic(h, center=wstar, offset=offset)
+            land = _population("inputs and targets", h, center=wstar, offset=offset)
         set_frozen(self, "landscape", land)
 
     @classmethod

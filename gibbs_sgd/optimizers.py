@@ -22,7 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ._model import check_interval, check_positive, describe
+from ._model import describe
+from .landscapes import (
+    MAX_EXACT_INT,
+    check_bool,
+    check_choice,
+    check_derived,
+    check_int,
+    check_interval,
+    check_pair,
+    check_positive,
+)
 
 __all__ = ["Optimizer", "SGD", "HeavyBall", "EMAMomentum", "RMSprop", "Adam"]
 
@@ -53,6 +63,11 @@ class Optimizer:
 
     def describe(self) -> dict:
         return describe(self)
+
+
+def _check_beta(name: str, value) -> float:
+    """An EMA coefficient in [0, 1)."""
+    return check_interval(name, value, 0.0, 1.0)
 
 
 # =========================================================================================
@@ -90,7 +105,8 @@ class SGD(Optimizer):
     @classmethod
     def scaled(cls, eta0: float, batch_size: int) -> "SGD":
         r"""The lecture's batch-size rule :math:`\eta = B\,\eta_0` (Goyal et al. 2017)."""
-        return cls(lr=batch_size * check_positive("eta0", eta0))
+        b = check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+        return cls(lr=check_derived("eta0 and batch_size", check_positive, "lr", b * check_positive("eta0", eta0)))
 
     def kernel_params(self):
         return np.zeros(1)
@@ -155,7 +171,7 @@ class HeavyBall(Optimizer):
         object.__setattr__(self, "lr", check_positive("lr", self.lr))
         object.__setattr__(self, "momentum", check_interval("momentum", self.momentum, 0.0, 1.0))
         object.__setattr__(self, "dampening", check_interval("dampening", self.dampening, 0.0, 1.0, hi_open=False))
-        object.__setattr__(self, "nesterov", bool(self.nesterov))
+        object.__setattr__(self, "nesterov", check_bool("nesterov", self.nesterov))
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0 (as torch.optim.SGD)")
 
@@ -163,7 +179,10 @@ class HeavyBall(Optimizer):
     def scaled(cls, eta0: float, batch_size: int, momentum: float, **kw) -> "HeavyBall":
         r"""The lecture's rule :math:`\eta = (1-\mu)\,B\,\eta_0`."""
         mu = check_interval("momentum", momentum, 0.0, 1.0)
-        return cls(lr=(1.0 - mu) * batch_size * check_positive("eta0", eta0), momentum=mu, **kw)
+        b = check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+        lr = check_derived("eta0, batch_size and momentum", check_positive, "lr",
+                           (1.0 - mu) * b * check_positive("eta0", eta0))
+        return cls(lr=lr, momentum=mu, **kw)
 
     def kernel_params(self):
         return np.array([self.momentum, self.dampening, 1.0 if self.nesterov else 0.0])
@@ -217,7 +236,7 @@ class EMAMomentum(Optimizer):
     def from_horizon(cls, lr: float, horizon: float) -> "EMAMomentum":
         r"""EMA over about ``horizon`` = N steps: :math:`\beta = 1 - 1/N`, N >= 1."""
         n = check_interval("horizon", horizon, 1.0, np.inf)
-        return cls(lr=lr, beta=1.0 - 1.0 / n)
+        return cls(lr=lr, beta=check_derived("horizon", _check_beta, "beta", 1.0 - 1.0 / n))
 
     def kernel_params(self):
         return np.array([self.beta])
@@ -294,7 +313,7 @@ class RMSprop(Optimizer):
         object.__setattr__(self, "alpha", check_interval("alpha", self.alpha, 0.0, 1.0))
         object.__setattr__(self, "eps", check_positive("eps", self.eps))
         object.__setattr__(self, "momentum", check_interval("momentum", self.momentum, 0.0, 1.0))
-        object.__setattr__(self, "centered", bool(self.centered))
+        object.__setattr__(self, "centered", check_bool("centered", self.centered))
 
     def kernel_params(self):
         return np.array([self.alpha, self.eps, self.momentum, 1.0 if self.centered else 0.0])
@@ -326,6 +345,11 @@ def _adam_update(x, g, s, lr, p, c):
             v = s[2 * d + i]
         denom = math.sqrt(v) / bc2_sqrt + eps
         x[i] -= step_size * (s[i] / denom)
+
+
+def _check_betas(betas) -> tuple:
+    """``(beta1, beta2)``, each in [0, 1), or an error naming betas."""
+    return check_pair("betas", betas, _check_beta, what="(beta1, beta2) with each in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -373,15 +397,10 @@ class Adam(Optimizer):
 
     def __post_init__(self):
         object.__setattr__(self, "lr", check_positive("lr", self.lr))
-        betas = tuple(self.betas)
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta_g, beta_s), got {self.betas!r}")
-        object.__setattr__(self, "betas", (check_interval("betas[0]", betas[0], 0.0, 1.0),
-                                           check_interval("betas[1]", betas[1], 0.0, 1.0)))
+        object.__setattr__(self, "betas", _check_betas(self.betas))
         object.__setattr__(self, "eps", check_positive("eps", self.eps))
-        object.__setattr__(self, "amsgrad", bool(self.amsgrad))
-        if self.bias_correction not in _BIAS_CORRECTIONS:
-            raise ValueError(f"bias_correction must be one of {sorted(_BIAS_CORRECTIONS)}, got {self.bias_correction!r}")
+        object.__setattr__(self, "amsgrad", check_bool("amsgrad", self.amsgrad))
+        check_choice("bias_correction", self.bias_correction, _BIAS_CORRECTIONS)
 
     @property
     def state_names(self) -> tuple:
@@ -411,12 +430,14 @@ class Adam(Optimizer):
         :math:`\eta_0` -- "vanilla SGD in the limit :math:`\epsilon_0 \to \infty`". Whether T stays
         independent of B when :math:`\epsilon` does *not* dominate is what the engine measures.
         """
-        b = float(batch_size)
+        b = float(check_int("batch_size", batch_size, 1, MAX_EXACT_INT))
         one_g = min(1.0, b / check_positive("horizon_g", horizon_g))
         one_s = min(1.0, b / check_positive("horizon_s", horizon_s))
-        eps = check_positive("eps0", eps0) * math.sqrt(b)
-        return cls(lr=eps * b * check_positive("eta0", eta0), betas=(1.0 - one_g, 1.0 - one_s), eps=eps,
-                   bias_correction=bias_correction)
+        beta_g = check_derived("batch_size and horizon_g", _check_beta, "betas[0]", 1.0 - one_g)
+        beta_s = check_derived("batch_size and horizon_s", _check_beta, "betas[1]", 1.0 - one_s)
+        eps = check_derived("eps0 and batch_size", check_positive, "eps", check_positive("eps0", eps0) * math.sqrt(b))
+        lr = check_derived("eps0, batch_size and eta0", check_positive, "lr", eps * b * check_positive("eta0", eta0))
+        return cls(lr=lr, betas=(beta_g, beta_s), eps=eps, bias_correction=bias_correction)
 
     def sqrt_scaled(self, reference_batch_size: int, batch_size: int) -> "Adam":
         r"""The square-root scaling rule for adaptive methods (Malladi et al. 2022).
@@ -425,12 +446,18 @@ class Adam(Optimizer):
         :math:`\eta \to \sqrt\kappa\,\eta`, :math:`1-\beta \to \kappa(1-\beta)` (capped at 1),
         :math:`\epsilon \to \epsilon/\sqrt\kappa`.
         """
-        kappa = float(batch_size) / float(reference_batch_size)
+        kappa = (check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+                 / check_int("reference_batch_size", reference_batch_size, 1, MAX_EXACT_INT))
         root = math.sqrt(kappa)
         b1, b2 = self.betas
-        return dataclasses.replace(self, lr=self.lr * root, betas=(1.0 - min(1.0, kappa * (1 - b1)),
-                                                                  1.0 - min(1.0, kappa * (1 - b2))),
-                                   eps=self.eps / root)
+        inputs = "batch_size and reference_batch_size"
+        return dataclasses.replace(
+            self,
+            lr=check_derived(inputs, check_positive, "lr", self.lr * root),
+            betas=(check_derived(inputs, _check_beta, "betas[0]", 1.0 - min(1.0, kappa * (1 - b1))),
+                   check_derived(inputs, _check_beta, "betas[1]", 1.0 - min(1.0, kappa * (1 - b2)))),
+            eps=check_derived(inputs, check_positive, "eps", self.eps / root),
+        )
 
     def kernel_params(self):
         return np.array([self.betas[0], self.betas[1], self.eps, _BIAS_CORRECTIONS[self.bias_correction],

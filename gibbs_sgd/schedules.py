@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._model import check_interval, check_positive, describe
+from ._model import describe
+from .landscapes import check_bool, check_int, check_interval, check_positive
 
 __all__ = ["Schedule", "Constant", "StepHalving", "RobbinsMonro", "Cosine"]
+
+# Step counts are compared with NumPy's int64 step indices.
+_INT64_MAX = 2**63 - 1
 
 
 class Schedule:
@@ -53,8 +57,7 @@ class StepHalving(Schedule):
     factor: float = 0.5
 
     def __post_init__(self):
-        if isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer)) or self.every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {self.every!r}")
+        object.__setattr__(self, "every", check_int("every", self.every, 1, _INT64_MAX))
         object.__setattr__(self, "factor", check_interval("factor", self.factor, 0.0, 1.0, lo_open=True))
 
     def factors(self, n_steps: int) -> np.ndarray:
@@ -83,6 +86,7 @@ class RobbinsMonro(Schedule):
 
     def __post_init__(self):
         object.__setattr__(self, "t0", check_positive("t0", self.t0))
+        object.__setattr__(self, "strict", check_bool("strict", self.strict))
         if self.strict:
             object.__setattr__(self, "gamma", check_interval("gamma", self.gamma, 0.5, 1.0, lo_open=True, hi_open=False))
         else:
@@ -109,8 +113,7 @@ class Cosine(Schedule):
     min_factor: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.total_steps, bool) or not isinstance(self.total_steps, (int, np.integer)) or self.total_steps < 1:
-            raise ValueError(f"total_steps must be an integer >= 1, got {self.total_steps!r}")
+        object.__setattr__(self, "total_steps", check_int("total_steps", self.total_steps, 1, _INT64_MAX))
         object.__setattr__(self, "min_factor", check_interval("min_factor", self.min_factor, 0.0, 1.0))
 
     def factors(self, n_steps: int) -> np.ndarray:

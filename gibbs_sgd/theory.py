@@ -35,10 +35,21 @@ Hoffman & Blei, "Stochastic gradient descent as approximate Bayesian inference" 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import linalg
 
-from .landscapes import Quadratic
+from .landscapes import (
+    MAX_EXACT_INT,
+    Quadratic,
+    as_float_array,
+    check_bool,
+    check_int,
+    check_positive,
+    check_real,
+    show,
+)
 from .noise import Gaussian, MeanEstimation, Noise
 from .optimizers import SGD, EMAMomentum, HeavyBall
 
@@ -59,39 +70,58 @@ class UnstableError(ValueError):
     """The linear iteration has no stationary law (spectral radius >= 1)."""
 
 
+_LINEAR = (SGD, HeavyBall, EMAMomentum)
+
+
+def _linear(optimizer):
+    """``optimizer`` if the theory covers it, else a TypeError naming the argument."""
+    if not isinstance(optimizer, _LINEAR):
+        raise TypeError(f"optimizer must be a linear optimizer (SGD, HeavyBall, EMAMomentum), "
+                        f"got {type(optimizer).__name__}")
+    return optimizer
+
+
 def _hessian(landscape_or_hessian) -> np.ndarray:
+    """A finite symmetric square matrix (d, d) from a Quadratic, a scalar or an array."""
     if isinstance(landscape_or_hessian, Quadratic):
         return np.array(landscape_or_hessian.hessian)
-    h = np.atleast_2d(np.asarray(landscape_or_hessian, dtype=np.float64))
-    if h.shape[0] != h.shape[1]:
-        raise ValueError(f"hessian must be square, got shape {h.shape}")
+    h = np.atleast_2d(as_float_array("hessian", landscape_or_hessian, ndim=(0, 2)))
+    if h.shape[0] != h.shape[1] or h.shape[0] < 1:
+        raise ValueError(f"hessian must be a scalar or a square matrix (d, d), got shape {h.shape}")
+    if not np.allclose(h, h.T, rtol=1e-12, atol=0):
+        raise ValueError("hessian must be symmetric")
     return h
 
 
 def _noise_cov(noise, dim: int) -> np.ndarray:
+    """The per-example noise covariance ``C`` (d, d): symmetric positive semi-definite."""
+    if isinstance(noise, MeanEstimation) and not noise.is_streamed and not noise.replace:
+        raise ValueError("noise: pass noise.batch_covariance(B) * B for sampling without replacement")
     if isinstance(noise, Gaussian):
-        return noise.per_example_covariance(dim)
-    if isinstance(noise, MeanEstimation):  # state-independent data-set noise (with replacement)
-        if not noise.is_streamed and not noise.replace:
-            raise ValueError("pass noise.batch_covariance(B) * B for sampling without replacement")
-        return noise.per_example_covariance()
-    if isinstance(noise, Noise):
-        raise ValueError(f"{type(noise).__name__} noise depends on the state: no linear theory")
-    c = np.atleast_2d(np.asarray(noise, dtype=np.float64))
+        c = noise.per_example_covariance(dim)
+    elif isinstance(noise, MeanEstimation):  # state-independent data-set noise (with replacement)
+        c = noise.per_example_covariance()
+    elif isinstance(noise, Noise):
+        raise ValueError(f"noise: {type(noise).__name__} noise depends on the state: no linear theory")
+    else:
+        c = np.atleast_2d(as_float_array("noise", noise, ndim=(0, 2)))
     if c.shape != (dim, dim):
-        raise ValueError(f"noise covariance must have shape ({dim}, {dim}), got {c.shape}")
+        raise ValueError(f"noise covariance must have shape ({dim}, {dim}) (the hessian's), got {c.shape}")
+    # symmetric positive semi-definite, up to rounding: a negative variance has no meaning
+    scale = float(np.max(np.abs(c))) if c.size else 0.0
+    if not np.allclose(c, c.T, rtol=1e-12, atol=0) or np.min(np.linalg.eigvalsh(0.5 * (c + c.T))) < -1e-12 * scale:
+        raise ValueError(f"noise covariance must be symmetric positive semi-definite (variances >= 0), "
+                         f"got {show(c.tolist())}")
     return c
 
 
 def effective_lr(optimizer) -> float:
     """The step of the SGD that a linear optimizer reduces to at small learning rate."""
-    if isinstance(optimizer, (SGD, EMAMomentum)):
-        return optimizer.lr
-    if isinstance(optimizer, HeavyBall):
+    if isinstance(_linear(optimizer), HeavyBall):
         if optimizer.nesterov:
             return optimizer.lr / (1.0 - optimizer.momentum)
         return optimizer.lr * (1.0 - optimizer.dampening) / (1.0 - optimizer.momentum)
-    raise TypeError(f"{type(optimizer).__name__} is not a linear optimizer (SGD, HeavyBall, EMAMomentum)")
+    return optimizer.lr  # SGD and EMA momentum
 
 
 def _stability_rule(optimizer) -> str:
@@ -116,27 +146,29 @@ def state_space(optimizer, hessian) -> tuple[np.ndarray, np.ndarray]:
     -------
     A : array (m, m), G : array (m, d), with m = d (SGD) or 2 d.
     """
+    _linear(optimizer)
     h = _hessian(hessian)
     d = h.shape[0]
     eye = np.eye(d)
     lr = optimizer.lr
-    if isinstance(optimizer, SGD):
-        return eye - lr * h, -lr * eye
-    if isinstance(optimizer, EMAMomentum):
-        beta = optimizer.beta
-        a = np.block([[eye - lr * (1 - beta) * h, -lr * beta * eye], [(1 - beta) * h, beta * eye]])
-        g = np.vstack([-lr * (1 - beta) * eye, (1 - beta) * eye])
-        return a, g
-    if isinstance(optimizer, HeavyBall):
-        mu, tau = optimizer.momentum, optimizer.dampening
-        if optimizer.nesterov:
-            a = np.block([[eye - lr * (1 + mu) * h, -lr * mu * mu * eye], [h, mu * eye]])
-            g = np.vstack([-lr * (1 + mu) * eye, eye])
-        else:
-            a = np.block([[eye - lr * (1 - tau) * h, -lr * mu * eye], [(1 - tau) * h, mu * eye]])
-            g = np.vstack([-lr * (1 - tau) * eye, (1 - tau) * eye])
-        return a, g
-    raise TypeError(f"{type(optimizer).__name__} is not a linear optimizer (SGD, HeavyBall, EMAMomentum)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(optimizer, SGD):
+            a, g = eye - lr * h, -lr * eye
+        elif isinstance(optimizer, EMAMomentum):
+            beta = optimizer.beta
+            a = np.block([[eye - lr * (1 - beta) * h, -lr * beta * eye], [(1 - beta) * h, beta * eye]])
+            g = np.vstack([-lr * (1 - beta) * eye, (1 - beta) * eye])
+        else:  # heavy ball, PyTorch's parametrisation
+            mu, tau = optimizer.momentum, optimizer.dampening
+            if optimizer.nesterov:
+                a = np.block([[eye - lr * (1 + mu) * h, -lr * mu * mu * eye], [h, mu * eye]])
+                g = np.vstack([-lr * (1 + mu) * eye, eye])
+            else:
+                a = np.block([[eye - lr * (1 - tau) * h, -lr * mu * eye], [(1 - tau) * h, mu * eye]])
+                g = np.vstack([-lr * (1 - tau) * eye, (1 - tau) * eye])
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(g))):
+        raise ValueError("optimizer.lr and hessian give a non-finite iteration matrix (lr * H overflows float64)")
+    return a, g
 
 
 def relaxation_time(optimizer, hessian) -> float:
@@ -186,9 +218,11 @@ def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, inc
     >>> float(stationary_covariance(SGD(lr=0.5), 1.0, [[1.0]])[0, 0])  # 0.5 / (2 - 0.5)
     0.3333333333333333
     """
+    _linear(optimizer)
+    include_state = check_bool("include_state", include_state)
     h = _hessian(hessian)
     d = h.shape[0]
-    sigma = _noise_cov(noise, d) / batch_size
+    sigma = _noise_cov(noise, d) / check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
     a, g = state_space(optimizer, h)
     rho = float(np.max(np.abs(np.linalg.eigvals(a))))
     if not rho < 1.0:
@@ -203,21 +237,33 @@ def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, inc
 
 
 def stationary_variance(optimizer, curvature: float, noise_variance: float, batch_size: int = 1) -> float:
-    """1-D convenience: the exact stationary ``Var Phi`` on ``h Phi^2 / 2``."""
-    return float(stationary_covariance(optimizer, [[curvature]], [[noise_variance]], batch_size)[0, 0])
+    """1-D convenience: the exact stationary ``Var Phi`` on ``h Phi^2 / 2``.
+
+    ``curvature`` finite (stationary only where the optimizer is stable), ``noise_variance``
+    the per-example variance ``>= 0``, ``batch_size`` an int ``>= 1``.
+    """
+    h = check_real("curvature", curvature)
+    s2 = check_positive("noise_variance", noise_variance, allow_zero=True)
+    return float(stationary_covariance(optimizer, [[h]], [[s2]], batch_size)[0, 0])
 
 
 def small_lr_covariance(optimizer, hessian, noise, batch_size: int = 1) -> np.ndarray:
     r"""The small-learning-rate covariance: :math:`HP + PH = \eta_e C/B` (continuous Lyapunov)."""
+    lr = effective_lr(optimizer)
     h = _hessian(hessian)
-    sigma = _noise_cov(noise, h.shape[0]) / batch_size
-    p = linalg.solve_continuous_lyapunov(h, effective_lr(optimizer) * sigma)
+    lam = np.linalg.eigvalsh(h)
+    if not np.min(lam) > 0:
+        raise UnstableError(f"hessian must be positive definite for the small-learning-rate (Langevin) limit to "
+                            f"have a stationary law, got eigenvalues in [{lam.min():.6g}, {lam.max():.6g}]")
+    sigma = _noise_cov(noise, h.shape[0]) / check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+    p = linalg.solve_continuous_lyapunov(h, lr * sigma)
     return 0.5 * (p + p.T)
 
 
 def _isotropic_sigma2(noise) -> float:
     if not isinstance(noise, Gaussian) or noise.covariance is not None:
-        raise ValueError("the small-learning-rate temperature is defined here for isotropic Gaussian noise")
+        raise ValueError("noise must be isotropic Gaussian noise (Gaussian(sigma)): the small-learning-rate "
+                         "temperature is defined here for it only")
     return noise.sigma**2
 
 
@@ -241,7 +287,8 @@ def small_lr_temperature(optimizer, noise, batch_size: int) -> float:
     >>> small_lr_temperature(SGD(lr=0.1), Gaussian(sigma=1.0), batch_size=5)
     0.01
     """
-    return effective_lr(optimizer) * _isotropic_sigma2(noise) / (2.0 * batch_size)
+    lr = effective_lr(optimizer)
+    return lr * _isotropic_sigma2(noise) / (2.0 * check_int("batch_size", batch_size, 1, MAX_EXACT_INT))
 
 
 def sgd_stationary_variance_1d(lr: float, curvature: float, noise_variance: float, batch_size: int) -> float:
@@ -250,8 +297,18 @@ def sgd_stationary_variance_1d(lr: float, curvature: float, noise_variance: floa
     :math:`\Phi_{t+1} = (1-\eta h)\Phi_t - \eta\xi_t`, :math:`\operatorname{Var}\xi = s^2/B`, so
     :math:`V = (1-\eta h)^2 V + \eta^2 s^2/B`, i.e.
     :math:`V = \eta s^2 / (B h (2 - \eta h))`, finite for :math:`0 < \eta h < 2`.
+
+    ``lr > 0``, ``curvature`` finite, ``noise_variance`` (the per-example :math:`s^2`) ``>= 0``,
+    ``batch_size`` an int ``>= 1``.
     """
+    lr = check_positive("lr", lr)
+    curvature = check_real("curvature", curvature)
+    noise_variance = check_positive("noise_variance", noise_variance, allow_zero=True)
+    batch_size = check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
     a = lr * curvature
     if not 0 < a < 2:
         raise UnstableError(f"SGD on a quadratic is stable only for 0 < lr * curvature < 2, got {a}")
-    return lr * noise_variance / (batch_size * curvature * (2.0 - a))
+    v = lr * noise_variance / (batch_size * curvature * (2.0 - a))
+    if not math.isfinite(v):
+        raise ValueError(f"lr, curvature and noise_variance give a stationary variance beyond float64, got {v}")
+    return v

@@ -130,3 +130,55 @@ def test_two_dimensional_rvs_follow_the_bin_probabilities():
 
     assert pvalue(g) > 1e-4
     assert pvalue(gs.Gibbs(land, temperature=0.515)) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "edges, kind, match",
+    [
+        ([0.0, -1.0, 1.0], ValueError, r"edges must be at least 2 finite, strictly increasing"),
+        ([0.0, 0.0, 1.0], ValueError, r"strictly increasing"),
+        ([0.0, np.nan, 1.0], ValueError, r"edges must be finite"),
+        ([-np.inf, 0.0, 1.0], ValueError, r"edges must be finite"),
+        ([0.5], ValueError, r"at least 2"),
+        ("0 1", TypeError, r"edges must be a number or an array"),
+        (np.zeros((2, 3)), ValueError, r"edges must have 1 dimension"),
+    ],
+)
+def test_bin_edges_must_be_finite_and_increasing(edges, kind, match):
+    for land in (ls.DoubleWell(), ls.Quadratic(1.0)):  # quadrature and closed form
+        with pytest.raises(kind, match=match):
+            gs.Gibbs(land, temperature=0.5).bin_probabilities(edges)
+    with pytest.raises(kind, match=match):
+        gs.Gibbs(ls.Quadratic(1.0), temperature=0.5).loss_bin_probabilities(edges)
+
+
+def test_two_dimensional_edges_are_checked():
+    g = gs.Gibbs(ls.MuellerBrown(scale=0.05), temperature=0.5)
+    good = np.linspace(-1.5, 1.2, 5)
+    with pytest.raises(ValueError, match=r"edges\[1\] must be at least 2 finite, strictly increasing"):
+        g.bin_probabilities([good, good[::-1]])
+    with pytest.raises(TypeError, match=r"edges must be a pair of edge arrays"):
+        g.bin_probabilities(good)
+
+
+@pytest.mark.parametrize(
+    "land, kwargs, match",
+    [
+        (ls.Periodic(), dict(temperature=5e-324), r"temperature is outside the range"),
+        (ls.Quadratic(1.0), dict(temperature=1e300), r"temperature is outside the range"),
+        (ls.Quadratic(1.0), dict(inverse_temperature=1e-320), r"inverse_temperature must be"),
+        (ls.Quadratic(1.0), dict(temperature=np.nan), r"temperature must be finite"),
+        (ls.Quadratic(1.0), dict(temperature="hot"), r"temperature must be a real number"),
+    ],
+)
+def test_temperatures_beyond_float64_are_named_errors(land, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        gs.Gibbs(land, **kwargs)
+
+
+def test_sampling_arguments_are_checked():
+    g = gs.Gibbs(ls.Quadratic(1.0), temperature=0.5)
+    with pytest.raises(ValueError, match=r"size must be an integer in \[0, inf\)"):
+        g.rvs(-1)
+    with pytest.raises(ValueError, match=r"q must lie in \[0, 1\]"):
+        g.ppf([0.5, np.nan])

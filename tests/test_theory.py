@@ -104,3 +104,58 @@ def test_lyapunov_matches_simulation(opt):
     small = theory.small_lr_covariance(opt, H2, noise, batch)
     z_small = (second.value.reshape(m, m)[:2, :2] - small) / second.stderr.reshape(m, m)[:2, :2]
     assert np.max(np.abs(z_small)) > 4
+
+
+@pytest.mark.parametrize(
+    "call, kind, match",
+    [
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=0), ValueError,
+         r"batch_size must be an integer in \[1, "),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=-4), ValueError, r"batch_size"),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=2.5), TypeError, r"batch_size"),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=True), TypeError, r"batch_size"),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, -1.0), ValueError,
+         r"noise_variance must be finite and in \[0, inf\)"),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), np.nan, 1.0), ValueError, r"curvature must be finite"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), 1.0, [[-1.0]]), ValueError,
+         r"noise covariance must be symmetric positive semi-definite"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), np.eye(2), [[1.0, 2.0], [2.0, 1.0]]), ValueError,
+         r"noise covariance must be symmetric positive semi-definite"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), np.eye(2), [[1.0]]), ValueError,
+         r"noise covariance must have shape \(2, 2\)"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), [[1.0, np.inf], [0.0, 1.0]], np.eye(2)), ValueError,
+         r"hessian must be finite"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), [[1.0, 0.5], [0.0, 1.0]], np.eye(2)), ValueError,
+         r"hessian must be symmetric"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), 1.0, [[1.0]], include_state="yes"), TypeError,
+         r"include_state must be a bool"),
+        (lambda: theory.stationary_covariance(gs.optimizers.Adam(), 1.0, [[1.0]]), TypeError,
+         r"optimizer must be a linear optimizer"),
+        (lambda: theory.small_lr_temperature(SGD(lr=0.1), gs.noise.Gaussian(1.0), batch_size=0), ValueError,
+         r"batch_size"),
+        (lambda: theory.small_lr_temperature(SGD(lr=0.1), gs.noise.Gaussian(covariance=[[2.0]]), 1), ValueError,
+         r"noise must be isotropic Gaussian"),
+        (lambda: theory.small_lr_covariance(SGD(lr=0.1), 1.0, [[1.0]], batch_size=0), ValueError, r"batch_size"),
+        (lambda: theory.small_lr_covariance(SGD(lr=0.1), -1.0, [[1.0]]), theory.UnstableError,
+         r"hessian must be positive definite"),
+        (lambda: theory.small_lr_covariance(SGD(lr=0.1), 1.0, -2.0), ValueError, r"positive semi-definite"),
+        (lambda: theory.sgd_stationary_variance_1d(0.1, 1.0, 1.0, 0), ValueError, r"batch_size"),
+        (lambda: theory.sgd_stationary_variance_1d(0.1, 1.0, -1.0, 1), ValueError, r"noise_variance"),
+        (lambda: theory.sgd_stationary_variance_1d(-0.1, -1.0, 1.0, 1), ValueError, r"lr must be finite"),
+        (lambda: theory.sgd_stationary_variance_1d(1e300, 1e-300, 1e300, 1), ValueError, r"beyond float64"),
+        (lambda: theory.relaxation_time(SGD(lr=1e300), [[1e300]]), ValueError, r"lr \* H overflows"),
+        (lambda: theory.effective_lr("sgd"), TypeError, r"optimizer must be"),
+        (lambda: theory.stationary_covariance(SGD(lr=0.1), 1.0, gs.noise.LinearRegression.streamed([1.0])),
+         ValueError, r"noise: LinearRegression noise depends on the state"),
+    ],
+)
+def test_bad_input_is_a_named_error(call, kind, match):
+    """Each of these returned a number (negative variances, negative batch sizes) or raised an
+    unnamed error before."""
+    with pytest.raises(kind, match=match):
+        call()
+
+
+def test_zero_noise_has_zero_variance():
+    assert theory.stationary_variance(SGD(lr=0.1), 1.0, 0.0) == 0.0
+    assert theory.sgd_stationary_variance_1d(0.1, 1.0, 0.0, 3) == 0.0
