@@ -198,7 +198,11 @@ def _initial_state(landscape: Landscape, init, n_chains: int) -> np.ndarray:
         if start is None:
             start = landscape.box.mean(axis=1)
         return np.broadcast_to(np.asarray(start, dtype=np.float64), (n_chains, d))
-    arr = np.asarray(init, dtype=np.float64)
+    try:
+        arr = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"init must be an array of numbers of shape ({d},) or (n_chains, {d}), got "
+                        f"{type(init).__name__} {init!r:.60}") from None
     if arr.ndim == 0 and d == 1:
         arr = arr.reshape(1)
     if arr.shape == (d,):
@@ -342,12 +346,13 @@ def simulate(
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Real) or not (
             math.isfinite(checkpoint_every) and checkpoint_every > 0):
-        raise ValueError(f"checkpoint_every must be a number of seconds in (0, inf), got {checkpoint_every!r}")
+        raise (TypeError if not isinstance(checkpoint_every, numbers.Real) or isinstance(checkpoint_every, bool)
+               else ValueError)(f"checkpoint_every must be a number of seconds in (0, inf), got {checkpoint_every!r}")
     hist_range = _hist_range(landscape, hist_range)
     auto_range = isinstance(hist_range, str) and hist_range == "auto" and _bin_count(bins) is not None
     edges = _histogram_edges(landscape, bins, hist_range)
     backend = _resolve_backend(backend, landscape, optimizer, edges[0].shape[0] - 1)
-    batch_size = _int_arg("batch_size", batch_size, 1)
+    batch_size = _int_arg("batch_size", batch_size, 1, 2**53)  # a float64 holds it exactly
     n_chains = _int_arg("n_chains", n_chains, 1)
     n_steps = _int_arg("n_steps", n_steps, 1, 2**32 - 1)
     burn_in = n_steps // 2 if burn_in is None else _int_arg("burn_in", burn_in, 0)
@@ -533,6 +538,8 @@ def simulate(
             S[a:b] = 0
             alive[a:b] = 1
             alive[dead_idx[(dead_idx >= a) & (dead_idx < b)]] = 0
+            if not alive[a:b].any():
+                continue  # nothing survives in these blocks: their cleared statistics are the answer
             engine.load(X[a:b], S[a:b], alive[a:b])
             for t0, t1 in segments:
                 engine.segment(t0, t1, c_lo + a, b_lo, b_hi)

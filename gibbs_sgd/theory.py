@@ -46,6 +46,7 @@ from .landscapes import (
     as_float_array,
     check_bool,
     check_int,
+    check_interval,
     check_positive,
     check_real,
     show,
@@ -72,6 +73,12 @@ class UnstableError(ValueError):
 
 _LINEAR = (SGD, HeavyBall, EMAMomentum)
 
+
+
+def _batch(batch_size) -> float:
+    """The batch size in the formulas: a number in [1, 2**53]. Not only integers: the formulas
+    are smooth in B, and a curve drawn through the measured points needs B between them."""
+    return check_interval("batch_size", batch_size, 1.0, float(MAX_EXACT_INT), hi_open=False)
 
 def _linear(optimizer):
     """``optimizer`` if the theory covers it, else a TypeError naming the argument."""
@@ -198,7 +205,7 @@ def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, inc
     optimizer : SGD, HeavyBall or EMAMomentum
     hessian : array (d, d), scalar, or a :class:`~gibbs_sgd.landscapes.Quadratic`
     noise : :class:`~gibbs_sgd.noise.Gaussian`, or the per-example covariance ``C`` (d, d)
-    batch_size : int >= 1, ``Sigma = C / B``
+    batch_size : number in [1, 2**53] (real values draw smooth curves), ``Sigma = C / B``
     include_state : bool
         Return the covariance of the whole state ``(Phi, optimizer state)`` (2d x 2d for the
         momentum methods; the state is PyTorch's momentum buffer or the gradient EMA).
@@ -222,7 +229,7 @@ def stationary_covariance(optimizer, hessian, noise, batch_size: int = 1, *, inc
     include_state = check_bool("include_state", include_state)
     h = _hessian(hessian)
     d = h.shape[0]
-    sigma = _noise_cov(noise, d) / check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+    sigma = _noise_cov(noise, d) / _batch(batch_size)
     a, g = state_space(optimizer, h)
     rho = float(np.max(np.abs(np.linalg.eigvals(a))))
     if not rho < 1.0:
@@ -240,7 +247,7 @@ def stationary_variance(optimizer, curvature: float, noise_variance: float, batc
     """1-D convenience: the exact stationary ``Var Phi`` on ``h Phi^2 / 2``.
 
     ``curvature`` finite (stationary only where the optimizer is stable), ``noise_variance``
-    the per-example variance ``>= 0``, ``batch_size`` an int ``>= 1``.
+    the per-example variance ``>= 0``, ``batch_size`` a number in ``[1, 2**53]``.
     """
     h = check_real("curvature", curvature)
     s2 = check_positive("noise_variance", noise_variance, allow_zero=True)
@@ -255,7 +262,7 @@ def small_lr_covariance(optimizer, hessian, noise, batch_size: int = 1) -> np.nd
     if not np.min(lam) > 0:
         raise UnstableError(f"hessian must be positive definite for the small-learning-rate (Langevin) limit to "
                             f"have a stationary law, got eigenvalues in [{lam.min():.6g}, {lam.max():.6g}]")
-    sigma = _noise_cov(noise, h.shape[0]) / check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+    sigma = _noise_cov(noise, h.shape[0]) / _batch(batch_size)
     p = linalg.solve_continuous_lyapunov(h, lr * sigma)
     return 0.5 * (p + p.T)
 
@@ -278,7 +285,7 @@ def small_lr_temperature(optimizer, noise, batch_size: int) -> float:
     ----------
     optimizer : SGD, HeavyBall or EMAMomentum
     noise : gibbs_sgd.noise.Gaussian, isotropic (per-example standard deviation sigma)
-    batch_size : int >= 1
+    batch_size : number in [1, 2**53]
 
     Example
     -------
@@ -288,7 +295,7 @@ def small_lr_temperature(optimizer, noise, batch_size: int) -> float:
     0.01
     """
     lr = effective_lr(optimizer)
-    return lr * _isotropic_sigma2(noise) / (2.0 * check_int("batch_size", batch_size, 1, MAX_EXACT_INT))
+    return lr * _isotropic_sigma2(noise) / (2.0 * _batch(batch_size))
 
 
 def sgd_stationary_variance_1d(lr: float, curvature: float, noise_variance: float, batch_size: int) -> float:
@@ -299,12 +306,12 @@ def sgd_stationary_variance_1d(lr: float, curvature: float, noise_variance: floa
     :math:`V = \eta s^2 / (B h (2 - \eta h))`, finite for :math:`0 < \eta h < 2`.
 
     ``lr > 0``, ``curvature`` finite, ``noise_variance`` (the per-example :math:`s^2`) ``>= 0``,
-    ``batch_size`` an int ``>= 1``.
+    ``batch_size`` a number in ``[1, 2**53]``.
     """
     lr = check_positive("lr", lr)
     curvature = check_real("curvature", curvature)
     noise_variance = check_positive("noise_variance", noise_variance, allow_zero=True)
-    batch_size = check_int("batch_size", batch_size, 1, MAX_EXACT_INT)
+    batch_size = _batch(batch_size)
     a = lr * curvature
     if not 0 < a < 2:
         raise UnstableError(f"SGD on a quadratic is stable only for 0 < lr * curvature < 2, got {a}")

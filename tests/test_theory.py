@@ -106,13 +106,20 @@ def test_lyapunov_matches_simulation(opt):
     assert np.max(np.abs(z_small)) > 4
 
 
+def test_batch_size_is_a_smooth_parameter_of_the_formulas():
+    """A curve through measured points needs B between them: the exact variance is smooth in B."""
+    v = [theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=b) for b in (2, 2.5, 3)]
+    assert v[0] > v[1] > v[2] and v[1] == pytest.approx(v[0] * 2 / 2.5, rel=1e-14)
+
+
 @pytest.mark.parametrize(
     "call, kind, match",
     [
         (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=0), ValueError,
-         r"batch_size must be an integer in \[1, "),
+         r"batch_size must be in \[1"),
         (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=-4), ValueError, r"batch_size"),
-        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=2.5), TypeError, r"batch_size"),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=0.5), ValueError, r"batch_size"),
+        (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size="4"), TypeError, r"batch_size"),
         (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, 1.0, batch_size=True), TypeError, r"batch_size"),
         (lambda: theory.stationary_variance(SGD(lr=0.1), 1.0, -1.0), ValueError,
          r"noise_variance must be finite and in \[0, inf\)"),
