@@ -221,3 +221,51 @@ def test_divergence_rerun_and_pilot_range_on_every_backend(backend):
     # float64 chains agree to ~1e-16 per step between backends (FMA contraction differs), and at
     # lr = 0.25 the chains near the unstable edge amplify that by up to ~1e8 in 60 steps
     np.testing.assert_allclose(run.moments, cpu.moments, rtol=1e-6)
+
+
+def _index_jumps(x):
+    return np.array([x[int(abs(x[0]) > 3.0) * 5]])  # index 5 (out of range) only beyond |x| = 3
+
+
+def test_custom_out_of_range_index_in_the_kernel_is_an_error():
+    """The test point (the box centre) passes; in the kernel the index leaves the array once a
+    chain passes |x| = 3: with the default bounds checks that is an IndexError, not a stray read."""
+    land = gs.landscapes.Custom(loss=lambda x: 0.5 * x[0] ** 2, grad=_index_jumps, dim=1, box=[[-5.0, 5.0]],
+                                laplacian=lambda x: 1.0)
+    with pytest.raises(IndexError):
+        gs.simulate(land, gs.optimizers.SGD(lr=0.1), n_chains=64, n_steps=10, init=[4.0], progress=False,
+                    backend="cpu")
+
+
+def test_editing_a_custom_landscape_refuses_its_old_checkpoint(tmp_path, monkeypatch):
+    """A checkpoint is keyed by the Custom functions' code: after the gradient is edited, resuming
+    is refused instead of finishing the old run with the new physics."""
+    import os
+    import signal
+
+    from gibbs_sgd.kernels import cpu
+
+    def landscape(k):
+        return gs.landscapes.Custom(loss=lambda x: 0.5 * k * x[0] ** 2, grad=lambda x: k * x, dim=1,
+                                    box=[[-3.0, 3.0]], laplacian=lambda x: k)
+
+    kw = dict(n_chains=256, n_steps=400, burn_in=100, progress=False, backend="cpu", checkpoint=tmp_path / "c.npz")
+    old = landscape(1.0)
+    kern = cpu.build(old, gs.noise.Gaussian(1.0), gs.optimizers.SGD(lr=0.05))
+    real = kern.run_segment
+    calls = [0]
+
+    def once(*a):  # called once per thread and segment: interrupt once
+        real(*a)
+        calls[0] += 1
+        if calls[0] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(kern, "run_segment", once)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        part = gs.simulate(old, gs.optimizers.SGD(lr=0.05), **kw)
+    assert not part.complete
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="different settings"):
+        gs.simulate(landscape(1.5), gs.optimizers.SGD(lr=0.05), **kw)
+    assert gs.simulate(old, gs.optimizers.SGD(lr=0.05), **kw).complete  # the same code resumes
