@@ -25,21 +25,121 @@ import numpy as np
 
 from . import __version__
 
-__all__ = ["Row", "options", "finish", "build_report", "machine_description", "fmt"]
+__all__ = ["Check", "Row", "options", "finish", "build_report", "machine_description", "fmt", "combine"]
 
 FIGURES = Path(os.environ.get("GIBBS_SGD_FIGURES", Path(__file__).resolve().parent.parent / "figures"))
 
 
+# Half-width of a check's interval in standard errors: 2 (95.4% two-sided). A check decides
+# only when the whole interval is on one side of its tolerance.
+_Z_CHECK = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    r"""One number of a claim against a tolerance fixed in the script *before* the run.
+
+    The measured departure :math:`\delta = \text{value} - \text{target}` has the interval
+    :math:`\delta \pm z\,\sigma` (``z = 2``). The check
+
+    * **holds** when the whole interval lies within ``[-tolerance, tolerance]`` (the claim is
+      true to within the stated tolerance, and the data show it);
+    * **fails** when the whole interval lies outside it (the departure is larger than the
+      tolerance, and the data show it);
+    * is **unresolved** otherwise (the errors are too large to tell: run longer or more chains).
+
+    A verdict is therefore a number against a fixed tolerance, never an exponent threshold or a
+    sentence written in advance: "T(B) / T(1) - 1 over B = 1..64 = +0.3% ± 0.1% within ±1%: holds".
+
+    Parameters
+    ----------
+    quantity : str, what is measured (names and units), e.g. ``"max |T(B)/T(1) - 1| over B = 1..64"``
+    value, stderr : the measurement and its standard error (0 for an exact number)
+    tolerance : float > 0, the largest ``|value - target|`` for which the claim counts as true
+    target : float, what the claim predicts (default 0: a departure)
+    relative : bool, ``tolerance`` is a fraction of ``|target|`` (printed as a percentage)
+    """
+
+    quantity: str
+    value: float
+    stderr: float
+    tolerance: float
+    target: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self):
+        if not (np.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ValueError(f"tolerance must be finite and > 0, got {self.tolerance}")
+        if not (self.stderr >= 0):
+            raise ValueError(f"stderr must be >= 0, got {self.stderr}")
+
+    @property
+    def allowed(self) -> float:
+        """The tolerance in the units of ``value``."""
+        return self.tolerance * abs(self.target) if self.relative else self.tolerance
+
+    @property
+    def outcome(self) -> str:
+        """``"holds"``, ``"fails"`` or ``"unresolved"`` (also for a NaN measurement)."""
+        dep = abs(self.value - self.target)
+        half = _Z_CHECK * self.stderr
+        if not (np.isfinite(dep) and np.isfinite(half)):
+            return "unresolved"
+        if dep + half <= self.allowed:
+            return "holds"
+        if dep - half > self.allowed:
+            return "fails"
+        return "unresolved"
+
+    def sentence(self) -> str:
+        """The check in words, every number from the measurement: ``quantity = v ± e against
+        target within tolerance: outcome``."""
+        tol = f"{self.tolerance:.3g} (relative, ±{self.allowed:.3g})" if self.relative else f"{self.tolerance:.3g}"
+        measured = fmt(self.value, self.stderr) if self.stderr > 0 else f"{self.value:.6g}"
+        return f"{self.quantity} = {measured} against {self.target:.6g} ± {tol}: {self.outcome}"
+
+
+def combine(checks: list[Check]) -> tuple[str, str]:
+    """A row's outcome from its checks and the sentence that decides it.
+
+    The row **holds** when every check holds, **fails** when one fails (the deciding sentence
+    is the failing check with the largest departure in tolerances), and is **unresolved**
+    otherwise (the deciding sentence is an unresolved check)."""
+    if not checks:
+        return "unresolved", "no check was made"
+    fails = [c for c in checks if c.outcome == "fails"]
+    open_ = [c for c in checks if c.outcome == "unresolved"]
+    scale = lambda c: abs(c.value - c.target) / c.allowed  # noqa: E731
+    if fails:
+        return "fails", max(fails, key=scale).sentence()
+    if open_:
+        return "unresolved", max(open_, key=scale).sentence()
+    return "holds", max(checks, key=scale).sentence()
+
+
 @dataclass
 class Row:
-    """One line of the report: the claim, what was run, the numbers, the verdict."""
+    """One line of the report: the claim, what was run, the numbers, the verdict.
+
+    With ``checks`` (the preferred form) the verdict is computed: ``outcome`` (holds / fails /
+    unresolved) and ``deciding`` (the sentence of the check that decides it) are filled in, and
+    ``verdict`` defaults to them; a script may still prefix its own summary."""
 
     name: str
     claim: str
     setup: str
     result: str
-    verdict: str
+    verdict: str = ""
     details: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    outcome: str = ""
+    deciding: str = ""
+
+    def __post_init__(self):
+        if self.checks:
+            self.outcome, self.deciding = combine(self.checks)
+            if not self.verdict:
+                self.verdict = f"{self.outcome}: {self.deciding}"
 
 
 def options(description: str, argv=None) -> argparse.Namespace:
@@ -83,6 +183,7 @@ def finish(args, row: Row, figure=None) -> Path:
     if figure is not None:
         figure.savefig(out / f"{row.name}.png", dpi=130, bbox_inches="tight")
     record = asdict(row)
+    record["checks"] = [{**asdict(c), "outcome": c.outcome, "sentence": c.sentence()} for c in row.checks]
     record["mode"] = args.mode
     record["command"] = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
     record["machine"] = machine_description()
@@ -101,10 +202,22 @@ def build_report(out: Path = FIGURES, command: str | None = None) -> Path:
         modes = sorted({r["mode"] for r in rows})
         lines += [f"Run: `{command or 'python validation/run_all.py'}` ({', '.join(modes)} mode); "
                   f"machine: {rows[0]['machine']}; date: {max(r['date'] for r in rows)}.", ""]
+    def cells(values):
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in values) + " |"
+
+    # the summary first: one line per claim, the number that decides it against its tolerance
+    lines += ["| claim | verdict | the number that decides it (tolerance fixed before the run) | figure |",
+              "|---|---|---|---|"]
+    for r in rows:
+        outcome = r.get("outcome") or "see details"
+        deciding = r.get("deciding") or r["verdict"]
+        lines.append(cells([r["name"], f"**{outcome}**", deciding, f"[{r['name']}.png]({r['name']}.png)"]))
+    lines += ["", "## Details", ""]
     lines += ["| claim | what was run | measured | verdict |", "|---|---|---|---|"]
     for r in rows:
-        cells = [r["claim"], r["setup"], r["result"], f"**{r['verdict']}** ([figure]({r['name']}.png))"]
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+        checks = "".join(f"<br>- {c['sentence']}" for c in r.get("checks", []))
+        lines.append(cells([r["claim"], r["setup"], r["result"],
+                            f"**{r['verdict']}**{checks} ([figure]({r['name']}.png))"]))
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path
