@@ -181,7 +181,7 @@ def finish(args, row: Row, figure=None) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if figure is not None:
-        figure.savefig(out / f"{row.name}.png", dpi=130, bbox_inches="tight")
+        figure.savefig(out / f"{row.name}.png", dpi=150, bbox_inches="tight")
     record = asdict(row)
     record["checks"] = [{**asdict(c), "outcome": c.outcome, "sentence": c.sentence()} for c in row.checks]
     record["mode"] = args.mode
