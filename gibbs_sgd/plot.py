@@ -102,10 +102,29 @@ def histogram(run, fit=None, coordinate: int = 0, axes=None, label: str | None =
     return fig, (ax, axr)
 
 
-def temperature_map(table, x: str, y: str, ax=None, log: bool = True):
-    """T over a 2-D grid of two sweep columns (heat map), each cell annotated with T and its CI."""
+# How sweep columns read on an axis: the lecture's name and symbol (units: these are all
+# dimensionless in the loss's own units, except where a unit is given).
+_AXIS_NAMES = {
+    "lr": r"learning rate $\eta$", "eta0": r"$\eta_0$ (learning rate per example)", "batch_size": "batch size $B$",
+    "momentum": r"momentum $\mu$", "beta": r"EMA coefficient $\beta$", "sigma": r"noise scale $\sigma$",
+    "eps": r"$\epsilon$", "eps0": r"$\epsilon_0$", "temperature": "temperature $T$", "n_steps": "steps",
+}
+
+
+def axis_label(column: str) -> str:
+    """A readable axis label for a sweep column (its lecture name and symbol; the column name
+    itself when there is none)."""
+    return _AXIS_NAMES.get(column, column.replace("_", " "))
+
+
+def temperature_map(table, x: str, y: str, ax=None, log: bool = True, x_label: str | None = None,
+                    y_label: str | None = None):
+    """T over a 2-D grid of two sweep columns (heat map), each cell annotated with T and its CI.
+
+    Axes are labelled with the quantities' names (:func:`axis_label`, or ``x_label`` /
+    ``y_label``); each cell's text is black or white, whichever contrasts with its colour."""
     plt = _plt()
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm, Normalize
 
     xs = sorted(set(table[x].tolist()))
     ys = sorted(set(table[y].tolist()))
@@ -116,21 +135,28 @@ def temperature_map(table, x: str, y: str, ax=None, log: bool = True):
         grid[i, j] = r["temperature"]
         half[i, j] = 0.5 * (r["ci_hi"] - r["ci_lo"])
     if ax is None:
-        fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+        fig, ax = plt.subplots(figsize=(1.4 * len(xs) + 3.0, 1.0 * len(ys) + 2.2))
     else:
         fig = ax.figure
     finite = grid[np.isfinite(grid) & (grid > 0)]
-    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if log and finite.size else None
-    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", norm=norm)
+    norm = (LogNorm(vmin=finite.min(), vmax=finite.max()) if log and finite.size else
+            Normalize(vmin=np.nanmin(grid), vmax=np.nanmax(grid)) if np.isfinite(grid).any() else None)
+    cmap = plt.get_cmap("viridis")
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, norm=norm)
     for i in range(len(ys)):
         for j in range(len(xs)):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.3g}\n±{half[i, j]:.1g}", ha="center", va="center", fontsize=7, color="w")
+                r, g, b, _ = cmap(norm(grid[i, j])) if norm is not None else (0, 0, 0, 1)
+                light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5  # relative luminance of the cell
+                ax.text(j, i, f"{grid[i, j]:.3g}\n±{half[i, j]:.1g}", ha="center", va="center", fontsize=10,
+                        color="k" if light else "w")
+            else:
+                ax.text(j, i, "no fit", ha="center", va="center", fontsize=10, color="0.4")
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    fig.colorbar(im, ax=ax, label="temperature T")
+    ax.set_xlabel(x_label or axis_label(x))
+    ax.set_ylabel(y_label or axis_label(y))
+    fig.colorbar(im, ax=ax, label="fitted temperature T (95% CI half-width in the cells)")
     return fig, ax
 
 
@@ -152,7 +178,7 @@ def temperature_curve(table, x: str, group: str | None = None, theory=None, ax=N
         t = np.array([r["temperature"] for r in rows])
         lo = t - np.array([r["ci_lo"] for r in rows])
         hi = np.array([r["ci_hi"] for r in rows]) - t
-        lab = None if group is None else f"{group} = {gv:g}"
+        lab = None if group is None else f"{axis_label(group)} = {gv:g}"
         ax.errorbar(xv, t, yerr=[lo, hi], fmt="o", ms=4, color=f"C{k}", label=lab, capsize=2)
         if theory is not None:
             fine = np.geomspace(xv.min(), xv.max(), 200) if log else np.linspace(xv.min(), xv.max(), 200)
@@ -161,8 +187,10 @@ def temperature_curve(table, x: str, group: str | None = None, theory=None, ax=N
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel("temperature T")
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel("fitted temperature T (95% CI)")
     if group is not None or theory is not None:
-        ax.legend(fontsize=8, title=None if theory is None else "points: fit; lines: theory")
+        # outside the axes: a legend never covers the points
+        ax.legend(fontsize=10, title=None if theory is None else "points: fit; lines: theory",
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig, ax

@@ -32,6 +32,12 @@ def test_temperature_map_and_curve(tmp_path):
     fig, ax = plot.temperature_map(table, "lr", "batch_size")
     fig.savefig(tmp_path / "map.png")
     assert len(ax.texts) == 6
+    # names, not raw column names; cell text contrasts with its colour (both shades appear on
+    # viridis from dark to light); nothing smaller than 10 pt
+    assert "learning rate" in ax.get_xlabel() and "batch size" in ax.get_ylabel()
+    colours = {t.get_color() for t in ax.texts}
+    assert colours == {"k", "w"}
+    assert min(t.get_fontsize() for t in ax.texts) >= 10
     fig, ax = plot.temperature_curve(table, "lr", group="batch_size",
                                      theory=lambda r: r["lr"] / (r["batch_size"] * (2 - r["lr"])))
     fig.savefig(tmp_path / "curve.png")
