@@ -1,153 +1,312 @@
-"""Batch size and temperature: T ~ 1/B at fixed lr, T flat under lr = B eta0 -- until B eta0 h is not small.
+"""Batch size and temperature on a finite data set: T ~ 1/B at fixed lr, T flat under lr = B eta0.
 
 The lecture: "For PyTorch vanilla SGD both the batch size and the learning rate influence
 temperature (not good)", and with batch updates Phi <- Phi - B eta0 g_hat "the temperature is
-essentially determined by eta0 independent of B" (Goyal et al. 2017: eta = B eta0). Its
-derivation replaces B steps of batch 1 by one step of batch B, which is exact only while
-B eta0 h << 1. Measured with gs.sweep on the 1-D quadratic h Phi^2/2 (Gaussian per-example
-noise sigma): T(B) at a fixed lr, and T(B) under the tie lr = B eta0 for two eta0, against the
-exact finite-lr law T = lr sigma^2 / (B (2 - lr h)) (gs.theory), i.e. eta0 sigma^2 / (2 - B eta0 h)
-under the rule, which leaves the small-lr value eta0 sigma^2 / 2 as B eta0 h grows and has no
-stationary law at B eta0 h >= 2.
+essentially determined by eta0 independent of B" (Goyal et al. 2017: eta = B eta0), a limit
+valid "for academic batch sizes".
 
-    python validation/batch_size.py [--quick]
+The noise is real minibatch noise, not an input: mean estimation on a data set of n points
+a_i (per-example loss (Phi - a_i)^2 / 2, gs.noise.MeanEstimation), each batch drawn with or
+without replacement and its per-example gradients averaged by the kernel. The per-example
+gradient Phi - a_i deviates from the full gradient by abar - a_i, whose variance over the data
+set is S. Averaging B indices drawn with replacement divides S by B; drawing a B-subset
+without replacement multiplies that by the finite-population factor f = (n - B)/(n - 1) (the
+covariance of two distinct draws is -S/(n - 1)). The recursion e' = (1 - lr h) e + lr xi is
+linear with xi independent of e, so its stationary variance is exact whatever the law of xi:
+
+    T := 2 (<L> - L*) = h Var Phi = lr S f / (B (2 - lr h))     (h = 1 here).
+
+Under lr = B eta0 this is T = eta0 S f / (2 - B eta0 h): the lecture's limit eta0 S / 2 with two
+small parameters, B eta0 h (finite lr: departure (B - 1) eta0 h / 2 to first order) and
+(B - 1)/(n - 1) (sampling without replacement only). Every point runs from the minimum for a
+burn-in of BURN relaxation times of the mean (tau = -1/log|1 - lr h|) and is averaged over
+WINDOW more; no verdict is given on a point with less than NEED relaxation times of burn-in.
+
+    python validation/batch_size.py [--quick | --tiny] [--out FOLDER]
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.sweep import SweepTable
-from gibbs_sgd.validation import Row, finish, fmt, options
+from gibbs_sgd.validation import Check, Row, finish, fmt, options
 
-H, SIGMA = 1.0, 1.0
-LR_FIXED = 0.01
-ETA0 = [2.5e-4, 1e-3]
-ACADEMIC = 0.05  # B eta0 h up to which the lecture's rule is expected to hold to ~ B eta0 h / 2 = 2.5%
-SIZES = {"full": dict(n_chains=1_000_000, fixed=[2**k for k in range(11)],
-                      scaled=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280, 1536, 1792]),
-         "quick": dict(n_chains=20_000, fixed=[1, 4, 16, 64, 256, 1024], scaled=[1, 4, 16, 64, 256, 512, 1024, 1536]),
-         "tiny": dict(n_chains=500, fixed=[1, 16, 256], scaled=[4, 64, 1024])}
-LAND = gs.landscapes.Quadratic(H, box=[[-5.0, 5.0]])
-
-
-def _t_exact(lr, batch):
-    return H * gs.theory.stationary_covariance(gs.optimizers.SGD(lr=lr), H, gs.noise.Gaussian(SIGMA), batch)[0, 0]
-
-
-def _ties(first):
-    """Per-point run length (10 relaxation times of the mean, half burn-in) and histogram bins (+-6 sd)."""
-    def steps(p):
-        lr = p["lr"] if "lr" in p else LR_FIXED
-        return int(max(400, -10.0 / math.log(abs(1.0 - lr * H))))
-
-    def bins(p):
-        lr = p["lr"] if "lr" in p else LR_FIXED
-        sd = math.sqrt(_t_exact(lr, p["batch_size"]) / H)
-        return np.linspace(-6 * sd, 6 * sd, 61)
-
-    return {**first, "n_steps": steps, "burn_in": lambda p: p["n_steps"] // 2, "bins": bins}
+N_DATA = 1024
+DATA_SEED = 20171  # any fixed seed: the data set is part of the setup
+LR_FIXED = 0.02
+ETA0 = 1e-3
+BURN, NEED = 6.0, 5.0  # burn-in run, and the least a verdict accepts, in relaxation times of the mean
+# Tolerances, fixed before the run:
+TOL_EXACT = 0.02     # every T within 2% of the exact finite-lr law (the law the claim approximates)
+TOL_RATIO = 0.05     # at fixed lr, T(1)/T(Bmax) within 5% of the exact ratio (~ Bmax: B sets T)
+ACADEMIC_B = 32      # "academic" batch sizes: B eta0 h <= 0.032 and (B - 1)/(n - 1) <= 3%
+TOL_FLAT = 0.03      # under lr = B eta0, T(B)/T(1) - 1 within +-3% over B = 1..ACADEMIC_B
+RATE_X = 0.6         # the departure's rate is checked over B eta0 h <= 0.6 ...
+TOL_RATE = 0.10      # ... as the scale of the measured departure on the exact one: 1 +- 10%
+TOL_FPC = 0.02       # T(without)/T(with) at the largest B within 0.02 of (n - B)/(n - 1)
+SIZES = {
+    "full": dict(n_chains=200_000, window=40.0, fixed=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+                 scaled=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1536], without=[1, 2, 4, 8, 16, 32, 64]),
+    "quick": dict(n_chains=10_000, window=20.0, fixed=[1, 4, 16, 64], scaled=[1, 4, 16, 32, 64, 128, 512, 1536],
+                  without=[1, 16, 32, 64]),
+    "tiny": dict(n_chains=400, window=4.0, fixed=[1, 16], scaled=[1, 32, 512], without=[1, 32]),
+}
 
 
-def main(argv=None):
-    args = options(__doc__, argv)
-    size = SIZES[args.mode]
-    common = dict(noise=gs.noise.Gaussian(SIGMA), n_chains=size["n_chains"], progress=False, dtype=np.float64)
-    fixed = gs.sweep(LAND, gs.optimizers.SGD(lr=LR_FIXED), grid={"batch_size": size["fixed"]}, tie=_ties({}),
-                     **common)
-    scaled = gs.sweep(LAND, gs.optimizers.SGD(lr=1.0), grid={"eta0": ETA0, "batch_size": size["scaled"]},
-                      tie=_ties({"lr": lambda p: p["batch_size"] * p["eta0"]}), **common)
-    for table in (fixed, scaled):
-        for r in table.rows:
-            r["t_exact"] = _t_exact(r["lr"], r["batch_size"])
-            r["z_exact"] = (r["temperature"] - r["t_exact"]) / (0.5 * (r["ci_hi"] - r["ci_lo"]) / 1.96)
-            r["x"] = r["lr"] * H  # B eta0 h under the rule
-            r.pop("bins", None)
+def data_set() -> np.ndarray:
+    """n points, shifted and scaled so that their mean is 0 and their variance (1/n) is exactly 1."""
+    a = np.random.default_rng(DATA_SEED).standard_normal(N_DATA)
+    a = a - a.mean()
+    return a / math.sqrt(np.mean(a * a))
 
-    law_fixed = fixed.scaling_law({"B": "batch_size"})
-    academic = SweepTable([r for r in scaled.rows if r["x"] <= ACADEMIC])
-    law_academic = academic.scaling_law({"B": "batch_size", "eta0": "eta0"}) if len(academic) > 3 else None
-    law_all = scaled.scaling_law({"B": "batch_size", "eta0": "eta0"})
 
+def t_exact(noise: gs.noise.MeanEstimation, lr: float, batch: float) -> float:
+    """Exact stationary T = h Var Phi of SGD at finite lr (gs.theory's Lyapunov solution), with
+    the finite-population factor when the batches are drawn without replacement."""
+    h = float(noise.landscape.hessian[0, 0])
+    if noise.replace:
+        cov = noise
+    else:  # the theory takes the per-example covariance: the batch covariance times B
+        n = noise.data.shape[0]
+        cov = noise.per_example_covariance() * (n - batch) / (n - 1)
+    return h * float(gs.theory.stationary_covariance(gs.optimizers.SGD(lr=lr), h, cov, batch)[0, 0])
+
+
+def run_point(noise, lr: float, batch: int, n_chains: int, window: float, seed: int) -> dict:
+    """One (lr, B): T = 2 (<L> - L*) with its chain-to-chain error, and the burn-in in relaxation times."""
+    land = noise.landscape
+    h = float(land.hessian[0, 0])
+    tau = gs.theory.relaxation_time(gs.optimizers.SGD(lr=lr), [[h]])
+    burn = int(math.ceil(BURN * tau))
+    n_steps = burn + max(int(math.ceil(window * tau)), 64)
+    run = gs.simulate(land, gs.optimizers.SGD(lr=lr), noise=noise, batch_size=batch, n_chains=n_chains,
+                      n_steps=n_steps, burn_in=burn, seed=seed, bins=20, progress=False, dtype=np.float64)
+    ml = run.mean_loss
+    return dict(batch_size=batch, lr=lr, x=lr * h, temperature=2.0 * (ml.value - land.offset), stderr=2.0 * ml.stderr,
+                exact=t_exact(noise, lr, batch), burn_tau=burn / tau, n_steps=n_steps, n_diverged=run.n_diverged)
+
+
+def _worst(quantity: str, values, errors, target, tolerance, relative=False, labels=None) -> Check:
+    """The point farthest from the target once its 2-sigma error is added (the one that decides)."""
+    values, errors = np.asarray(values, float), np.asarray(errors, float)
+    scale = abs(target) if relative else 1.0
+    i = int(np.argmax(np.abs(values - target) + 2 * errors))
+    at = f" (at {labels[i]})" if labels is not None else ""
+    return Check(quantity + at, float(values[i]), float(errors[i]), tolerance, target, relative)
+
+
+def _span(rows) -> str:
+    b = [r["batch_size"] for r in rows]
+    return f"B = {min(b)}..{max(b)}"
+
+
+def equilibrated(rows):
+    return [r for r in rows if r["burn_tau"] >= NEED]
+
+
+def make_checks(fixed: list[dict], scaled: list[dict], without: list[dict], n_data: int = N_DATA) -> list[Check]:
+    """The claim's checks from the measured rows (dicts with batch_size, x = lr h, temperature,
+    stderr, exact, burn_tau). Rows with fewer than NEED relaxation times of burn-in are left out
+    of every check, and each series that lost one gets an unresolved check saying so."""
+    checks = []
+    for name, rows in (("fixed lr", fixed), ("lr = B eta0, with replacement", scaled),
+                       ("lr = B eta0, without replacement", without)):
+        short = [r for r in rows if r["burn_tau"] < NEED]
+        if short:
+            checks.append(Check(f"{name}: burn-in of {len(short)} point(s) only "
+                                f"{min(r['burn_tau'] for r in short):.1f} relaxation times (a verdict needs "
+                                f">= {NEED:g}): not equilibrated, no verdict", math.nan, 0.0, 1.0))
+    fixed, scaled, without = equilibrated(fixed), equilibrated(scaled), equilibrated(without)
+
+    def vs_exact(name, rows):
+        return _worst(f"{name}: worst T/T_exact over {_span(rows)}", [r["temperature"] / r["exact"] for r in rows],
+                      [r["stderr"] / r["exact"] for r in rows], 1.0, TOL_EXACT, True,
+                      [f"B = {r['batch_size']}" for r in rows])
+
+    if fixed:
+        checks.append(vs_exact(f"fixed lr = {fixed[0]['lr']:g}", fixed))
+        lo = min(fixed, key=lambda r: r["batch_size"])
+        hi = max(fixed, key=lambda r: r["batch_size"])
+        if hi is not lo:
+            ratio = lo["temperature"] / hi["temperature"]
+            err = ratio * math.hypot(lo["stderr"] / lo["temperature"], hi["stderr"] / hi["temperature"])
+            checks.append(Check(f"fixed lr: T(B = {lo['batch_size']})/T(B = {hi['batch_size']}) (exact law: "
+                                f"B sets T)", ratio, err, TOL_RATIO, lo["exact"] / hi["exact"], True))
+
+    def flat(name, rows):
+        ref = min(rows, key=lambda r: r["batch_size"])
+        acad = [r for r in rows if r["batch_size"] <= ACADEMIC_B and r is not ref]
+        if not acad:
+            return None
+        d = [r["temperature"] / ref["temperature"] - 1 for r in acad]
+        e = [(r["temperature"] / ref["temperature"]) * math.hypot(r["stderr"] / r["temperature"],
+                                                                  ref["stderr"] / ref["temperature"]) for r in acad]
+        return _worst(f"{name}: flat over B = {ref['batch_size']}..{max(r['batch_size'] for r in acad)}, worst "
+                      f"T(B)/T({ref['batch_size']}) - 1", d, e, 0.0, TOL_FLAT,
+                      labels=[f"B = {r['batch_size']}" for r in acad])
+
+    for name, rows in (("lr = B eta0, with replacement", scaled), ("lr = B eta0, without replacement", without)):
+        if rows:
+            checks.append(vs_exact(name, rows))
+            c = flat(name, rows)
+            if c is not None:
+                checks.append(c)
+
+    # the rate at which the departure from the limit grows with the small parameter B eta0 h:
+    # the measured departure T(B)/T_exact(1) - 1 regressed on the exact one (scale 1 = the exact rate)
+    ref = [r for r in scaled if r["batch_size"] == 1]
+    pts = [r for r in scaled if r["batch_size"] > 1 and r["x"] <= RATE_X]
+    if ref and pts:
+        t1 = ref[0]["exact"]
+        dm = np.array([r["temperature"] / t1 - 1 for r in pts])
+        de = np.array([r["exact"] / t1 - 1 for r in pts])
+        w = 1.0 / np.array([r["stderr"] / t1 for r in pts]) ** 2
+        scale = float(np.sum(w * dm * de) / np.sum(w * de * de))
+        checks.append(Check(f"lr = B eta0: measured departure T(B)/T(1) - 1 on the exact (2 - eta0 h)/(2 - B eta0 h) "
+                            f"- 1, scale over B eta0 h <= {RATE_X:g}", scale, float(1 / math.sqrt(np.sum(w * de * de))),
+                            TOL_RATE, 1.0, True))
+    # the finite-population factor, directly: same B, without over with replacement
+    common = sorted({r["batch_size"] for r in scaled} & {r["batch_size"] for r in without})
+    if common and common[-1] > 1:
+        b = common[-1]
+        a = next(r for r in without if r["batch_size"] == b)
+        c = next(r for r in scaled if r["batch_size"] == b)
+        ratio = a["temperature"] / c["temperature"]
+        err = ratio * math.hypot(a["stderr"] / a["temperature"], c["stderr"] / c["temperature"])
+        checks.append(Check(f"T(without)/T(with replacement) at B = {b}, against (n - B)/(n - 1)", ratio, err,
+                            TOL_FPC, (n_data - b) / (n_data - 1)))
+    return checks
+
+
+def _figure(fixed, scaled, without):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    series = [("fixed lr = %g" % LR_FIXED, fixed.rows)] + [
-        (f"lr = B eta0, eta0 = {e:g}", [r for r in scaled.rows if r["eta0"] == e]) for e in ETA0]
-    for k, (label, rows) in enumerate(series):
-        b = np.array([r["batch_size"] for r in rows], float)
-        t = np.array([r["temperature"] for r in rows])
-        err = [t - [r["ci_lo"] for r in rows], [r["ci_hi"] for r in rows] - t]
-        ax.errorbar(b, t, yerr=err, fmt="o", ms=4, capsize=2, color=f"C{k}", label=label)
-        bb = np.geomspace(b.min(), b.max(), 200)
-        lr_of = (lambda x: LR_FIXED + 0 * x) if k == 0 else (lambda x, e=rows[0]["eta0"]: x * e)
-        ax.plot(bb, [_t_exact(lr_of(x), x) for x in bb], color=f"C{k}", lw=0.8)
-        if k:
-            x = np.array([r["x"] for r in rows])
-            ax2.errorbar(x, t / (rows[0]["eta0"] * SIGMA**2 / 2), yerr=np.array(err) / (rows[0]["eta0"] * SIGMA**2 / 2),
-                         fmt="o", ms=4, capsize=2, color=f"C{k}", label=label)
+    plt.rcParams.update({"font.size": 11})
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.6))
+
+    def points(ax, xs, ys, es, rows, color, label, marker="o"):
+        if not len(rows):
+            return
+        ok = np.array([r["burn_tau"] >= NEED for r in rows], bool)
+        xs, ys, es = map(np.asarray, (xs, ys, es))
+        ax.errorbar(xs[ok], ys[ok], yerr=2 * es[ok], fmt=marker, ms=6, capsize=2, color=color, label=label)
+        if (~ok).any():
+            ax.errorbar(xs[~ok], ys[~ok], yerr=2 * es[~ok], fmt=marker, ms=6, capsize=2, color=color, mfc="none",
+                        label=f"{label}: burn-in < {NEED:g} tau (no verdict)")
+
+    noise_w = gs.noise.MeanEstimation(data_set(), replace=True)
+    noise_wo = gs.noise.MeanEstimation(data_set(), replace=False)
+    ax = axes[0]
+    b = [r["batch_size"] for r in fixed]
+    points(ax, b, [r["temperature"] for r in fixed], [r["stderr"] for r in fixed], fixed, "C0",
+           f"measured, lr = {LR_FIXED:g} (±2 s.e.)")
+    bb = np.geomspace(1, max(b), 200)
+    ax.plot(bb, [t_exact(noise_w, LR_FIXED, x) for x in bb], "k-", lw=1, label="exact: lr S / (B (2 - lr h))")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size B")
-    ax.set_ylabel("fitted T (95% CI); lines: exact finite-lr law")
-    ax.set_title("T against B on $h\\Phi^2/2$: fixed lr ($T\\propto 1/B$) and lr = B$\\eta_0$ (flat)", fontsize=9)
-    ax.legend(fontsize=8)
-    xx = np.linspace(1e-3, max(r["x"] for r in scaled.rows) * 1.03, 200)
-    ax2.plot(xx, 2 / (2 - xx), "k--", lw=0.8, label="exact: $2/(2 - B\\eta_0 h)$")
-    ax2.axhline(1.0, color="0.5", lw=0.6)
-    ax2.axvspan(0, ACADEMIC, color="0.92", zorder=-1, label=f"'academic' B eta0 h <= {ACADEMIC}")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("B $\\eta_0$ h")
-    ax2.set_ylabel("T / ($\\eta_0\\sigma^2/2$)")
-    ax2.set_title("lr = B$\\eta_0$: the rule holds while B$\\eta_0$h $\\ll$ 1", fontsize=9)
-    ax2.legend(fontsize=8)
+    ax.set_ylabel("temperature T = 2(<L> - L*)  (loss units)")
+    ax.set_title("fixed lr (PyTorch SGD): T falls as 1/B")
+
+    ax = axes[1]
+    for rows, noise, color, label in ((scaled, noise_w, "C1", "with replacement"),
+                                      (without, noise_wo, "C2", "without replacement")):
+        if not rows:
+            continue
+        x = np.array([r["batch_size"] for r in rows], float)
+        t0 = ETA0 / 2  # the lecture's limit eta0 S / 2 (S = 1)
+        points(ax, x, [r["temperature"] / t0 for r in rows], [r["stderr"] / t0 for r in rows], rows, color,
+               f"measured, {label}", "o" if color == "C1" else "s")
+        xx = np.geomspace(1, x.max(), 200)
+        if noise is noise_wo:
+            xx = np.minimum(xx, N_DATA - 1)
+        ax.plot(xx, [t_exact(noise, ETA0 * v, v) / t0 for v in xx], color=color, lw=1,
+                label=f"exact, {label}")
+    ax.axhspan(1 - TOL_FLAT, 1 + TOL_FLAT, color="0.88", zorder=-1, label=f"±{TOL_FLAT:.0%} (flatness tolerance)")
+    ax.axvline(ACADEMIC_B, color="0.4", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"batch size B  (lr = B eta0, eta0 = {ETA0:g}; dotted: B = {ACADEMIC_B})")
+    ax.set_ylabel("T / (eta0 S / 2)  (lecture's limit = 1)")
+    ax.set_title("lr = B eta0: flat for academic B")
+
+    ax = axes[2]
+    ref = next((r for r in scaled if r["batch_size"] == 1), None)
+    if ref is not None:
+        pts = [r for r in scaled if r["batch_size"] > 1]
+        t1 = ref["exact"]
+        x = np.array([(r["batch_size"] - 1) * ETA0 for r in pts])  # (B - 1) eta0 h, h = 1
+        d = np.array([r["temperature"] / t1 - 1 for r in pts])
+        e = np.array([r["stderr"] / t1 for r in pts])
+        pos = d > 0
+        points(ax, x[pos], d[pos], e[pos], [r for r, p in zip(pts, pos) if p], "C1",
+               "measured T(B)/T_exact(1) - 1, with replacement")
+        floor = 0.3 * ETA0 / 2
+        if (~pos).any():
+            ax.plot(x[~pos], np.full((~pos).sum(), floor), "v", color="C1", mfc="none", ms=8,
+                    label="measured departure <= 0 (drawn at the floor)")
+        xx = np.geomspace(ETA0 * 0.7, max(x.max(), 2 * ETA0) * 1.05, 200)
+        ax.plot(xx, (2 - ETA0) / (2 - ETA0 - xx) - 1, "C1-", lw=1, label="exact: (2 - eta0 h)/(2 - B eta0 h) - 1")
+        ax.plot(xx, xx / 2, "k--", lw=0.8, label="leading order: (B - 1) eta0 h / 2")
+        ax.axvline(RATE_X, color="0.4", lw=0.8, ls=":")
+        ax.set_ylim(bottom=floor * 0.7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("small parameter (B - 1) eta0 h  (dotted: rate-check range)")
+    ax.set_ylabel("departure from flat, T(B)/T(1) - 1")
+    ax.set_title("the departure vanishes linearly in B eta0 h")
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter
+    axes[1].yaxis.set_major_locator(FixedLocator([0.9, 1.0, 1.5, 2.0, 3.0, 4.0]))
+    axes[1].yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axes[1].yaxis.set_minor_formatter(FormatStrFormatter(""))
+    for ax in axes:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=10, frameon=False)
     fig.tight_layout()
+    return fig
 
-    def cell(r):
-        return (f"B = {r['batch_size']}: {fmt(r['temperature'], 0.5 * (r['ci_hi'] - r['ci_lo']))} "
-                f"(exact {r['t_exact']:.4g})")
 
-    parts = [f"fixed lr = {LR_FIXED}: " + "; ".join(cell(r) for r in fixed.rows)
-             + f"; fitted T ~ B^{law_fixed.exponents['B']:.4f} ± {law_fixed.stderr['B']:.2g}"]
-    for e in ETA0:
-        parts.append(f"lr = B eta0, eta0 = {e:g}: " + "; ".join(cell(r) for r in scaled.rows if r["eta0"] == e))
-    zmax = max(abs(r["z_exact"]) for r in fixed.rows + scaled.rows)
-    # where lr = B eta0 stops keeping T flat: the first B whose T is 4 s.e. above T at the smallest B of its eta0
-    breaks = []
-    for e in ETA0:
-        rows = sorted((r for r in scaled.rows if r["eta0"] == e), key=lambda r: r["batch_size"])
-        ref = rows[0]
-        se_ref = 0.5 * (ref["ci_hi"] - ref["ci_lo"]) / 1.96
-        bad = [r for r in rows if (r["temperature"] - ref["temperature"])
-               / math.hypot(se_ref, 0.5 * (r["ci_hi"] - r["ci_lo"]) / 1.96) > 4]
-        last = rows[-1]
-        breaks.append(f"eta0 = {e:g}: T rises significantly from B = {bad[0]['batch_size']} (B eta0 h = "
-                      f"{bad[0]['x']:.3g}, +{bad[0]['temperature'] / ref['temperature'] - 1:.1%})" if bad else
-                      f"eta0 = {e:g}: flat within 4 s.e. up to B = {last['batch_size']} (B eta0 h = {last['x']:.3g})")
-    a, sa = law_fixed.exponents["B"], law_fixed.stderr["B"]
-    verdict = f"fixed lr: T ~ B^{a:.3f} ± {sa:.2g} (" + (
-        "T ∝ 1/B: the batch size sets the temperature" if abs(a + 1) < 4 * sa else "not T ∝ 1/B") + "); "
-    if law_academic:
-        a, sa = law_academic.exponents["B"], law_academic.stderr["B"]
-        verdict += (f"lr = B eta0 with B eta0 h <= {ACADEMIC}: T ~ B^{a:.4f} ± {sa:.2g} ("
-                    + ("flat: T set by eta0 alone" if abs(a) < max(4 * sa, 0.01) else "NOT flat") + "); ")
-    verdict += (f"over all B: T ~ B^{law_all.exponents['B']:.3f} (chi2/dof = {law_all.chi2_per_dof:.3g}): "
-                + "; ".join(breaks)
-                + f"; every point agrees with the exact eta0 sigma^2/(2 - B eta0 h) within |z| <= {zmax:.1f}")
+def main(argv=None):
+    args = options(__doc__, argv)
+    size = SIZES[args.mode]
+    noise_w = gs.noise.MeanEstimation(data_set(), replace=True)
+    noise_wo = gs.noise.MeanEstimation(data_set(), replace=False)
+    common = dict(n_chains=size["n_chains"], window=size["window"])
+    seed = args.seed * 1000
+    fixed = [run_point(noise_w, LR_FIXED, b, seed=seed + k, **common) for k, b in enumerate(size["fixed"])]
+    scaled = [run_point(noise_w, ETA0 * b, b, seed=seed + 100 + k, **common) for k, b in enumerate(size["scaled"])]
+    without = [run_point(noise_wo, ETA0 * b, b, seed=seed + 200 + k, **common) for k, b in enumerate(size["without"])]
+    checks = make_checks(fixed, scaled, without)
+    fig = _figure(fixed, scaled, without)
+
+    def cells(rows):
+        return "; ".join(f"B = {r['batch_size']}: T = {fmt(r['temperature'], r['stderr'])} (exact {r['exact']:.5g})"
+                         for r in rows)
+
+    burn = min(r["burn_tau"] for r in fixed + scaled + without)
+    result = (f"fixed lr = {LR_FIXED:g}: {cells(fixed)}. lr = B eta0 (eta0 = {ETA0:g}), with replacement: "
+              f"{cells(scaled)}. Without replacement: {cells(without)}. Burn-in >= {burn:.1f} relaxation times at "
+              f"every point; diverged chains: {sum(r['n_diverged'] for r in fixed + scaled + without)}")
     row = Row(
         name="batch_size",
         claim="\"For PyTorch vanilla SGD both the batch size and the learning rate influence temperature\"; with "
-              "eta = B eta0 \"the temperature is essentially determined by eta0 independent of B\"",
-        setup=f"SGD on the quadratic h = {H}, Gaussian per-example noise sigma = {SIGMA}; gs.sweep over B at lr = "
-              f"{LR_FIXED} and under tie lr = B eta0 (eta0 = {ETA0}); {size['n_chains']:,} chains per point from the "
-              f"minimum, 10 relaxation times each (half burn-in)",
-        result="; ".join(parts),
-        verdict=verdict,
-        details={"fixed": fixed.rows, "scaled": scaled.rows, "law_fixed": str(law_fixed), "law_all": str(law_all),
-                 "law_academic": str(law_academic)},
+              "eta = B eta0 \"the temperature is essentially determined by eta0 independent of B\" (academic B)",
+        setup=f"SGD on mean estimation over a data set of n = {N_DATA} points (per-example loss (Phi - a_i)^2/2, "
+              f"h = 1, per-example gradient variance S = 1), batches drawn with and without replacement; "
+              f"T = 2(<L> - L*) against the exact finite-lr law lr S f/(B(2 - lr h)), f = 1 or (n - B)/(n - 1); "
+              f"fixed lr = {LR_FIXED:g} over B = {size['fixed']}, lr = B eta0 (eta0 = {ETA0:g}) over B = "
+              f"{size['scaled']} (with) and {size['without']} (without); {size['n_chains']:,} chains per point from "
+              f"the minimum, burn-in {BURN:g} relaxation times of the mean (a verdict needs >= {NEED:g}), then "
+              f"{size['window']:g} more averaged; tolerances: each T within {TOL_EXACT:.0%} of exact, fixed-lr ratio "
+              f"within {TOL_RATIO:.0%}, flat within ±{TOL_FLAT:.0%} over B <= {ACADEMIC_B}, departure scale "
+              f"1 ± {TOL_RATE:.0%}, finite-population ratio within {TOL_FPC:g}",
+        result=result,
+        checks=checks,
+        details={"fixed": fixed, "scaled": scaled, "without": without},
     )
     finish(args, row, fig)
 
