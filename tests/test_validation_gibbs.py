@@ -1,0 +1,192 @@
+"""validation/gibbs_law.py and validation/beta_from_eta0.py: their theory and the functions that turn
+measured numbers into checks, fed fabricated numbers (a verdict must follow the numbers)."""
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gibbs_sgd as gs
+from gibbs_sgd.validation import Row
+
+VALIDATION = Path(__file__).resolve().parent.parent / "validation"
+
+
+def _load(name):
+    sys.path.insert(0, str(VALIDATION))  # beta_from_eta0 imports gibbs_law
+    spec = importlib.util.spec_from_file_location(f"validation_{name}", VALIDATION / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gl = _load("gibbs_law")
+beta = _load("beta_from_eta0")
+
+
+# -- theory ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("lr", [0.05, 0.002, 0.0005])
+def test_finite_lr_law_is_exact_on_a_quadratic(lr):
+    """The transition-kernel law reproduces SGD's exact finite-lr T = T0 / (1 - lr h / 2) (and the
+    mean loss T/2): the grid's error after Richardson extrapolation is below 1e-5."""
+    h, t = 8.0, 1.0 / 3.0
+    law = gl.finite_lr_law(gs.landscapes.Quadratic(h, box=[[-2.0, 2.0]]), lr, t)
+    exact = t / (1 - lr * h / 2)
+    assert law["configurational"] == pytest.approx(exact, rel=1e-5)
+    assert law["mean_loss"] == pytest.approx(exact / 2, rel=1e-5)
+
+
+def test_finite_lr_law_matches_theory_module_and_tends_to_gibbs():
+    """Against gs.theory's SGD variance at a batch size, and on a double well the departure per unit
+    lr tends to a constant (linear in lr), the configurational T to the Gibbs T."""
+    h, s2, b, lr = 3.0, 4.0, 8, 0.1
+    t = lr * s2 / (2 * b)
+    law = gl.finite_lr_law(gs.landscapes.Quadratic(h, box=[[-3.0, 3.0]]), lr, t)
+    assert law["configurational"] == pytest.approx(h * gs.theory.sgd_stationary_variance_1d(lr, h, s2, b), rel=1e-5)
+    deps = [gl.finite_lr_law(gl.DW, lr, gl.DW_T)["configurational"] / gl.DW_T - 1 for lr in (0.002, 0.001, 0.0005)]
+    rates = np.array(deps) / np.array([0.002, 0.001, 0.0005])
+    assert np.all(np.array(deps) > 0) and abs(rates[0] / rates[2] - 1) < 0.02
+
+
+def test_finite_lr_law_on_a_torus():
+    """The cosine landscape's kernel wraps around; at small lr its law tends to Gibbs too."""
+    lrs = [0.02, 0.01]
+    deps = [gl.finite_lr_law(gl.COS, lr, gl.COS_T)["configurational"] / gl.COS_T - 1 for lr in lrs]
+    assert 0 < deps[1] < deps[0] and deps[0] / deps[1] == pytest.approx(2.0, rel=0.03)
+
+
+def test_relaxation_time_of_the_ornstein_uhlenbeck_process():
+    """On h x^2/2 the generator's gap is h whatever T: relaxation time 1/h."""
+    tau = gl.langevin_relaxation_time(gs.landscapes.Quadratic(2.0, box=[[-3.0, 3.0]]), 0.2)
+    assert tau == pytest.approx(0.5, rel=1e-3)
+
+
+def test_relaxation_time_grows_with_the_barrier_as_kramers():
+    """Double well: the basin-exchange time grows like exp(barrier / T) (ratio of two T's within 30%
+    of the Arrhenius factor of the deep well's barrier), far above the in-well time 1/h."""
+    t1, t2 = 0.3, 0.25
+    tau1, tau2 = gl.langevin_relaxation_time(gl.DW, t1), gl.langevin_relaxation_time(gl.DW, t2)
+    x = np.linspace(-2, 2, 4001)
+    loss = gl.DW.loss(x)
+    barrier = loss[np.abs(x) < 0.3].max() - loss[x > 0].min()  # the shallow well empties: the slow mode
+    assert tau2 / tau1 == pytest.approx(math.exp(barrier / t2 - barrier / t1), rel=0.3)
+    assert tau1 > 5 / 8.87
+
+
+def test_exact_skewness_against_a_direct_simulation():
+    """The moment recursion's skewness against 20000 chains of the recursion itself (numpy)."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=50)
+    y = 0.5 * a + rng.normal(size=50)
+    c = float(a @ y / (a @ a))
+    lr = 0.3 / float(np.mean(a * a))
+    predicted = gl.exact_skewness(a, y, c, lr)
+    e = np.zeros(20000)
+    samples = []
+    for step in range(600):
+        i = rng.integers(0, 50, e.size)
+        e = e - lr * a[i] * (a[i] * (c + e) - y[i])
+        if step >= 200:
+            samples.append(e.copy())
+    s = np.array(samples)
+    skew = np.mean((s - s.mean()) ** 3) / np.var(s) ** 1.5
+    assert abs(predicted) > 0.05 and skew == pytest.approx(predicted, abs=0.05)
+
+
+# -- numbers -> checks (fabricated numbers) ----------------------------------------------------
+LRS = [0.004, 0.002, 0.001]
+SE = [0.0003, 0.0003, 0.0003]
+
+
+def _outcomes(checks):
+    return [c.outcome for c in checks]
+
+
+def test_limit_checks_hold_for_a_departure_linear_in_lr():
+    deps = [5.5 * lr for lr in LRS]
+    checks = gl.limit_checks("demo", LRS, deps, SE, True, 6.0, exact=deps)
+    assert _outcomes(checks) == ["holds", "holds", "holds"]
+    assert Row("x", "c", "s", "r", checks=checks).outcome == "holds"
+
+
+def test_limit_checks_fail_when_the_departure_does_not_vanish():
+    """A constant 1% added at every lr: the extrapolated departure fails, so does the row."""
+    deps = [5.5 * lr + 0.01 for lr in LRS]
+    checks = gl.limit_checks("demo", LRS, deps, SE, True, 6.0)
+    assert checks[0].outcome == "fails" and checks[0].value == pytest.approx(0.01)
+    row = Row("x", "c", "s", "r", checks=checks)
+    assert row.outcome == "fails" and "0.0100" in checks[0].sentence() and "fails" in row.verdict
+
+
+def test_limit_checks_fail_when_the_departure_is_not_linear():
+    """A departure growing as lr^2: departure/lr halves with lr; the rate check fails."""
+    deps = [1500 * lr**2 for lr in LRS]
+    checks = gl.limit_checks("demo", LRS, deps, [1e-5] * 3, True, 6.0)
+    assert checks[1].outcome == "fails" and checks[1].value == pytest.approx(0.25)
+
+
+def test_limit_checks_fail_against_the_exact_law():
+    deps = [5.5 * lr for lr in LRS]
+    checks = gl.limit_checks("demo", LRS, deps, SE, True, 6.0, exact=[d - 0.005 for d in deps])
+    assert checks[2].outcome == "fails" and checks[2].value == pytest.approx(0.005)
+
+
+def test_limit_checks_refuse_a_verdict_below_the_burn_in():
+    deps = [5.5 * lr for lr in LRS]
+    checks = gl.limit_checks("demo", LRS, deps, SE, False, 1.5, exact=deps)
+    assert _outcomes(checks) == ["unresolved"] * 3
+    assert all("burn-in 1.5 relaxation times < 4" in c.sentence() for c in checks)
+
+
+def test_signature_check_follows_its_numbers():
+    ok = gl.signature_check("T2/T1", 1.905, 0.005, 1.9, 0.02, True, 10.0)
+    gibbs_like = gl.signature_check("T2/T1", 1.0, 0.005, 1.9, 0.02, True, 10.0)
+    refused = gl.signature_check("T2/T1", 1.905, 0.005, 1.9, 0.02, False, 2.0)
+    assert (ok.outcome, gibbs_like.outcome, refused.outcome) == ("holds", "fails", "unresolved")
+
+
+def _grid(offset=0.0, intercept=0.0, slope=0.3, se=0.001, equilibrated=True):
+    h = beta.deep_well_curvature()
+    pts = []
+    for b in beta.BATCHES:
+        for mu in beta.MOMENTA:
+            x = beta.x_of(0.002, b, mu, h)
+            pts.append(dict(x=x, momentum=mu, dep=intercept + slope * x + (offset if mu > 0 else 0.0), se=se,
+                            equilibrated=equilibrated))
+    return pts
+
+
+def test_deep_well_sets_x():
+    assert beta.deep_well_curvature() == pytest.approx(8.87, abs=0.01)
+    assert beta.x_of(0.002, 16, 0.0, 8.87) == pytest.approx(0.28384)
+    assert beta.x_of(0.002, 16, 0.9, 8.87) == pytest.approx(0.28384 * 0.1 / 1.9)
+
+
+def test_eta0_checks_hold_when_t_is_set_by_eta0():
+    checks, fit = beta.eta0_checks(0.002, _grid())
+    assert _outcomes(checks) == ["holds", "holds", "holds"]
+    assert fit["slope"] == pytest.approx(0.3) and fit["intercept"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_eta0_checks_fail_when_momentum_changes_t_beyond_x():
+    """The mu = 0.9 points 3% above the mu = 0 line: B and mu do not enter through x alone."""
+    checks, fit = beta.eta0_checks(0.002, _grid(offset=0.03))
+    assert checks[1].outcome == "fails" and fit["offset"] == pytest.approx(0.03)
+    assert Row("x", "c", "s", "r", checks=checks).outcome == "fails"
+
+
+def test_eta0_checks_fail_when_the_limit_is_not_eta0_sigma2_over_2():
+    checks, _ = beta.eta0_checks(0.002, _grid(intercept=0.04))
+    assert checks[0].outcome == "fails" and checks[2].outcome == "fails"
+
+
+def test_eta0_checks_fail_at_the_academic_edge_for_a_steep_trend():
+    checks, _ = beta.eta0_checks(0.002, _grid(slope=2.5))  # 2.5% at x = 0.01
+    assert _outcomes(checks) == ["holds", "holds", "fails"]
+
+
+def test_eta0_checks_refused_below_the_burn_in():
+    checks, _ = beta.eta0_checks(0.002, _grid(equilibrated=False))
+    assert _outcomes(checks) == ["unresolved"] * 3 and all("refused" in c.quantity for c in checks)
