@@ -18,9 +18,18 @@ linear with xi independent of e, so its stationary variance is exact whatever th
 
 Under lr = B eta0 this is T = eta0 S f / (2 - B eta0 h): the lecture's limit eta0 S / 2 with two
 small parameters, B eta0 h (finite lr: departure (B - 1) eta0 h / 2 to first order) and
-(B - 1)/(n - 1) (sampling without replacement only). Every point runs from the minimum for a
-burn-in of BURN relaxation times of the mean (tau = -1/log|1 - lr h|) and is averaged over
-WINDOW more; no verdict is given on a point with less than NEED relaxation times of burn-in.
+(B - 1)/(n - 1) (sampling without replacement only).
+
+The realistic case beside it: least squares on n examples (gs.noise.LinearRegression), whose
+per-example gradient x_i^2 e - x_i r_i (e = w - w*, r_i the residual at w*) makes the noise
+depend on the state. Its batch mean is A_B e - R_B, with A_B and R_B drawn afresh each step and
+E R_B = 0, so E e^2 still closes: T = H lr Var R_B / (2 H - lr (H^2 + Var A_B)), the variances
+over B (times f without replacement). Under lr = B eta0 the departure from flat is again
+(B - 1) eta0 H / 2 to first order.
+
+Every point runs from the minimum for a burn-in of BURN relaxation times (the slowest, of the
+mean or of the error's scale) and is averaged over WINDOW more; no verdict is given on a point
+with less than NEED relaxation times of burn-in.
 
     python validation/batch_size.py [--quick | --tiny] [--out FOLDER]
 """
@@ -41,17 +50,18 @@ BURN, NEED = 6.0, 5.0  # burn-in run, and the least a verdict accepts, in relaxa
 # Tolerances, fixed before the run:
 TOL_EXACT = 0.02     # every T within 2% of the exact finite-lr law (the law the claim approximates)
 TOL_RATIO = 0.05     # at fixed lr, T(1)/T(Bmax) within 5% of the exact ratio (~ Bmax: B sets T)
-ACADEMIC_B = 32      # "academic" batch sizes: B eta0 h <= 0.032 and (B - 1)/(n - 1) <= 3%
+ACADEMIC_B = 16      # "academic" batch sizes: B eta0 h <= 1/64 and (B - 1)/(n - 1) <= 1.5% (exact departures <= 0.8%)
 TOL_FLAT = 0.03      # under lr = B eta0, T(B)/T(1) - 1 within +-3% over B = 1..ACADEMIC_B
 RATE_X = 0.6         # the departure's rate is checked over B eta0 h <= 0.6 ...
 TOL_RATE = 0.10      # ... as the scale of the measured departure on the exact one: 1 +- 10%
 TOL_FPC = 0.02       # T(without)/T(with) at the largest B within 0.02 of (n - B)/(n - 1)
 SIZES = {
     "full": dict(n_chains=200_000, window=40.0, fixed=[1, 2, 4, 8, 16, 32, 64, 128, 256],
-                 scaled=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1536], without=[1, 2, 4, 8, 16, 32, 64]),
+                 scaled=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1536], without=[1, 2, 4, 8, 16, 32, 64],
+                 least_squares=[1, 4, 16, 32, 128, 512, 1024]),
     "quick": dict(n_chains=10_000, window=20.0, fixed=[1, 4, 16, 64], scaled=[1, 4, 16, 32, 64, 128, 512, 1536],
-                  without=[1, 16, 32, 64]),
-    "tiny": dict(n_chains=400, window=4.0, fixed=[1, 16], scaled=[1, 32, 512], without=[1, 32]),
+                  without=[1, 16, 32, 64], least_squares=[1, 16, 32, 128, 512]),
+    "tiny": dict(n_chains=400, window=4.0, fixed=[1, 16], scaled=[1, 32, 512], without=[1, 32], least_squares=[1, 32]),
 }
 
 
@@ -62,9 +72,41 @@ def data_set() -> np.ndarray:
     return a / math.sqrt(np.mean(a * a))
 
 
-def t_exact(noise: gs.noise.MeanEstimation, lr: float, batch: float) -> float:
-    """Exact stationary T = h Var Phi of SGD at finite lr (gs.theory's Lyapunov solution), with
-    the finite-population factor when the batches are drawn without replacement."""
+def least_squares_data():
+    """Least squares on n examples: inputs x_i ~ N(0, 1) scaled so that H = mean x^2 = 1, labels
+    y_i = 2 x_i + eps_i (eps_i ~ N(0, 1)); the fitted w* makes the residuals r_i orthogonal to x."""
+    rng = np.random.default_rng(DATA_SEED + 1)
+    x = rng.standard_normal(N_DATA)
+    x = x / math.sqrt(np.mean(x * x))
+    return x, 2.0 * x + rng.standard_normal(N_DATA)
+
+
+def _moments(noise, batch: float):
+    """(H, variance of the batch-mean curvature A_B, variance of the batch-mean residual force R_B)
+    for the per-example gradient x_i^2 e - x_i r_i, e = w - w*: the data-set variances over B,
+    times (n - B)/(n - 1) without replacement (zero curvature variance for mean estimation)."""
+    n = noise.data.shape[0]
+    f = 1.0 if noise.replace else (n - batch) / (n - 1)
+    if isinstance(noise, gs.noise.LinearRegression):
+        x = noise.inputs[:, 0]
+        h = float(np.mean(x * x))
+        r = noise.targets - x * float(noise.landscape.center[0])
+        return h, float(np.var(x * x)) * f / batch, float(np.mean((x * r) ** 2)) * f / batch
+    return float(noise.landscape.hessian[0, 0]), 0.0, float(noise.per_example_covariance()[0, 0]) * f / batch
+
+
+def t_exact(noise, lr: float, batch: float) -> float:
+    """Exact stationary T = 2 (<L> - L*) = h E e^2 of SGD at finite lr.
+
+    Mean estimation: gs.theory's Lyapunov solution, h lr S f / (B h (2 - lr h)), with the
+    finite-population factor f without replacement. Least squares: e' = (1 - lr A_B) e + lr R_B
+    with A_B, R_B the batch means of x^2 and x r (independent of e, E R_B = 0), so
+    E e^2 = lr^2 Var R_B / (1 - E(1 - lr A_B)^2) and T = H lr Var R_B / (2 H - lr (H^2 + Var A_B)).
+    """
+    if isinstance(noise, gs.noise.LinearRegression):
+        h, va, vr = _moments(noise, batch)
+        den = 2.0 * h - lr * (h * h + va)
+        return h * lr * vr / den if den > 0 else math.inf
     h = float(noise.landscape.hessian[0, 0])
     if noise.replace:
         cov = noise
@@ -74,11 +116,19 @@ def t_exact(noise: gs.noise.MeanEstimation, lr: float, batch: float) -> float:
     return h * float(gs.theory.stationary_covariance(gs.optimizers.SGD(lr=lr), h, cov, batch)[0, 0])
 
 
+def relaxation_time(noise, lr: float, batch: float) -> float:
+    """The slowest relaxation in steps: of the mean, -1/log|1 - lr h|, or of the error's scale,
+    -2/log E(1 - lr A_B)^2 (the same for mean estimation; slower for least squares)."""
+    h, va, _ = _moments(noise, batch)
+    a2 = (1.0 - lr * h) ** 2 + lr * lr * va
+    return max(gs.theory.relaxation_time(gs.optimizers.SGD(lr=lr), [[h]]), -2.0 / math.log(a2))
+
+
 def run_point(noise, lr: float, batch: int, n_chains: int, window: float, seed: int) -> dict:
     """One (lr, B): T = 2 (<L> - L*) with its chain-to-chain error, and the burn-in in relaxation times."""
     land = noise.landscape
     h = float(land.hessian[0, 0])
-    tau = gs.theory.relaxation_time(gs.optimizers.SGD(lr=lr), [[h]])
+    tau = relaxation_time(noise, lr, batch)
     burn = int(math.ceil(BURN * tau))
     n_steps = burn + max(int(math.ceil(window * tau)), 64)
     run = gs.simulate(land, gs.optimizers.SGD(lr=lr), noise=noise, batch_size=batch, n_chains=n_chains,
@@ -106,19 +156,21 @@ def equilibrated(rows):
     return [r for r in rows if r["burn_tau"] >= NEED]
 
 
-def make_checks(fixed: list[dict], scaled: list[dict], without: list[dict], n_data: int = N_DATA) -> list[Check]:
+def make_checks(fixed: list[dict], scaled: list[dict], without: list[dict], least_squares: list[dict] = (),
+                n_data: int = N_DATA) -> list[Check]:
     """The claim's checks from the measured rows (dicts with batch_size, x = lr h, temperature,
     stderr, exact, burn_tau). Rows with fewer than NEED relaxation times of burn-in are left out
     of every check, and each series that lost one gets an unresolved check saying so."""
     checks = []
     for name, rows in (("fixed lr", fixed), ("lr = B eta0, with replacement", scaled),
-                       ("lr = B eta0, without replacement", without)):
+                       ("lr = B eta0, without replacement", without), ("least squares, lr = B eta0", least_squares)):
         short = [r for r in rows if r["burn_tau"] < NEED]
         if short:
             checks.append(Check(f"{name}: burn-in of {len(short)} point(s) only "
                                 f"{min(r['burn_tau'] for r in short):.1f} relaxation times (a verdict needs "
                                 f">= {NEED:g}): not equilibrated, no verdict", math.nan, 0.0, 1.0))
     fixed, scaled, without = equilibrated(fixed), equilibrated(scaled), equilibrated(without)
+    least_squares = equilibrated(least_squares)
 
     def vs_exact(name, rows):
         return _worst(f"{name}: worst T/T_exact over {_span(rows)}", [r["temperature"] / r["exact"] for r in rows],
@@ -147,7 +199,8 @@ def make_checks(fixed: list[dict], scaled: list[dict], without: list[dict], n_da
                       f"T(B)/T({ref['batch_size']}) - 1", d, e, 0.0, TOL_FLAT,
                       labels=[f"B = {r['batch_size']}" for r in acad])
 
-    for name, rows in (("lr = B eta0, with replacement", scaled), ("lr = B eta0, without replacement", without)):
+    for name, rows in (("lr = B eta0, with replacement", scaled), ("lr = B eta0, without replacement", without),
+                       ("least squares, lr = B eta0, with replacement", least_squares)):
         if rows:
             checks.append(vs_exact(name, rows))
             c = flat(name, rows)
@@ -180,14 +233,14 @@ def make_checks(fixed: list[dict], scaled: list[dict], without: list[dict], n_da
     return checks
 
 
-def _figure(fixed, scaled, without):
+def _figure(fixed, scaled, without, least_squares):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 11})
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.6))
+    plt.rcParams.update({"font.size": 12})
+    fig, axes = plt.subplots(1, 3, figsize=(14.5, 6.2))
 
     def points(ax, xs, ys, es, rows, color, label, marker="o"):
         if not len(rows):
@@ -201,6 +254,7 @@ def _figure(fixed, scaled, without):
 
     noise_w = gs.noise.MeanEstimation(data_set(), replace=True)
     noise_wo = gs.noise.MeanEstimation(data_set(), replace=False)
+    noise_ls = gs.noise.LinearRegression(*least_squares_data())
     ax = axes[0]
     b = [r["batch_size"] for r in fixed]
     points(ax, b, [r["temperature"] for r in fixed], [r["stderr"] for r in fixed], fixed, "C0",
@@ -214,26 +268,28 @@ def _figure(fixed, scaled, without):
     ax.set_title("fixed lr (PyTorch SGD): T falls as 1/B")
 
     ax = axes[1]
+    marker = {"C1": "o", "C2": "s", "C3": "^"}
     for rows, noise, color, label in ((scaled, noise_w, "C1", "with replacement"),
-                                      (without, noise_wo, "C2", "without replacement")):
+                                      (without, noise_wo, "C2", "without replacement"),
+                                      (least_squares, noise_ls, "C3", "least squares, with repl.")):
         if not rows:
             continue
         x = np.array([r["batch_size"] for r in rows], float)
-        t0 = ETA0 / 2  # the lecture's limit eta0 S / 2 (S = 1)
+        t0 = t_exact(noise, ETA0 * 1e-3, 1) * 1e3  # the lecture's limit eta0 S / 2 (eta0 -> 0 at B = 1)
         points(ax, x, [r["temperature"] / t0 for r in rows], [r["stderr"] / t0 for r in rows], rows, color,
-               f"measured, {label}", "o" if color == "C1" else "s")
+               f"measured, {label}", marker[color])
         xx = np.geomspace(1, x.max(), 200)
         if noise is noise_wo:
             xx = np.minimum(xx, N_DATA - 1)
         ax.plot(xx, [t_exact(noise, ETA0 * v, v) / t0 for v in xx], color=color, lw=1,
                 label=f"exact, {label}")
     ax.axhspan(1 - TOL_FLAT, 1 + TOL_FLAT, color="0.88", zorder=-1, label=f"±{TOL_FLAT:.0%} (flatness tolerance)")
-    ax.axvline(ACADEMIC_B, color="0.4", lw=0.8, ls=":")
+    ax.axvline(ACADEMIC_B, color="0.4", lw=0.8, ls=":", label=f"B = {ACADEMIC_B}: largest 'academic' B")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel(f"batch size B  (lr = B eta0, eta0 = {ETA0:g}; dotted: B = {ACADEMIC_B})")
-    ax.set_ylabel("T / (eta0 S / 2)  (lecture's limit = 1)")
-    ax.set_title("lr = B eta0: flat for academic B")
+    ax.set_xlabel("batch size B  (lr = B eta0)")
+    ax.set_ylabel("T / (its limit as eta0 -> 0)  (lecture: 1)")
+    ax.set_title(f"lr = B eta0 (eta0 = {ETA0:g}): flat for small B")
 
     ax = axes[2]
     ref = next((r for r in scaled if r["batch_size"] == 1), None)
@@ -253,19 +309,19 @@ def _figure(fixed, scaled, without):
         xx = np.geomspace(ETA0 * 0.7, max(x.max(), 2 * ETA0) * 1.05, 200)
         ax.plot(xx, (2 - ETA0) / (2 - ETA0 - xx) - 1, "C1-", lw=1, label="exact: (2 - eta0 h)/(2 - B eta0 h) - 1")
         ax.plot(xx, xx / 2, "k--", lw=0.8, label="leading order: (B - 1) eta0 h / 2")
-        ax.axvline(RATE_X, color="0.4", lw=0.8, ls=":")
+        ax.axvline(RATE_X, color="0.4", lw=0.8, ls=":", label="end of the rate-check range")
         ax.set_ylim(bottom=floor * 0.7)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("small parameter (B - 1) eta0 h  (dotted: rate-check range)")
+    ax.set_xlabel("small parameter (B - 1) eta0 h")
     ax.set_ylabel("departure from flat, T(B)/T(1) - 1")
-    ax.set_title("the departure vanishes linearly in B eta0 h")
+    ax.set_title("departure vanishes linearly")
     from matplotlib.ticker import FixedLocator, FormatStrFormatter
     axes[1].yaxis.set_major_locator(FixedLocator([0.9, 1.0, 1.5, 2.0, 3.0, 4.0]))
     axes[1].yaxis.set_major_formatter(FormatStrFormatter("%g"))
     axes[1].yaxis.set_minor_formatter(FormatStrFormatter(""))
     for ax in axes:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=10, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=11, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -280,17 +336,22 @@ def main(argv=None):
     fixed = [run_point(noise_w, LR_FIXED, b, seed=seed + k, **common) for k, b in enumerate(size["fixed"])]
     scaled = [run_point(noise_w, ETA0 * b, b, seed=seed + 100 + k, **common) for k, b in enumerate(size["scaled"])]
     without = [run_point(noise_wo, ETA0 * b, b, seed=seed + 200 + k, **common) for k, b in enumerate(size["without"])]
-    checks = make_checks(fixed, scaled, without)
-    fig = _figure(fixed, scaled, without)
+    noise_ls = gs.noise.LinearRegression(*least_squares_data())
+    least_squares = [run_point(noise_ls, ETA0 * b, b, seed=seed + 300 + k, **common)
+                     for k, b in enumerate(size["least_squares"])]
+    checks = make_checks(fixed, scaled, without, least_squares)
+    fig = _figure(fixed, scaled, without, least_squares)
 
     def cells(rows):
         return "; ".join(f"B = {r['batch_size']}: T = {fmt(r['temperature'], r['stderr'])} (exact {r['exact']:.5g})"
                          for r in rows)
 
-    burn = min(r["burn_tau"] for r in fixed + scaled + without)
+    every = fixed + scaled + without + least_squares
+    burn = min(r["burn_tau"] for r in every)
     result = (f"fixed lr = {LR_FIXED:g}: {cells(fixed)}. lr = B eta0 (eta0 = {ETA0:g}), with replacement: "
-              f"{cells(scaled)}. Without replacement: {cells(without)}. Burn-in >= {burn:.1f} relaxation times at "
-              f"every point; diverged chains: {sum(r['n_diverged'] for r in fixed + scaled + without)}")
+              f"{cells(scaled)}. Without replacement: {cells(without)}. Least squares, with replacement: "
+              f"{cells(least_squares)}. Burn-in >= {burn:.1f} relaxation times at every point; diverged chains: "
+              f"{sum(r['n_diverged'] for r in every)}")
     row = Row(
         name="batch_size",
         claim="\"For PyTorch vanilla SGD both the batch size and the learning rate influence temperature\"; with "
@@ -299,14 +360,17 @@ def main(argv=None):
               f"h = 1, per-example gradient variance S = 1), batches drawn with and without replacement; "
               f"T = 2(<L> - L*) against the exact finite-lr law lr S f/(B(2 - lr h)), f = 1 or (n - B)/(n - 1); "
               f"fixed lr = {LR_FIXED:g} over B = {size['fixed']}, lr = B eta0 (eta0 = {ETA0:g}) over B = "
-              f"{size['scaled']} (with) and {size['without']} (without); {size['n_chains']:,} chains per point from "
+              f"{size['scaled']} (with) and {size['without']} (without); least squares on n = {N_DATA} examples (inputs "
+              f"N(0, 1), H = 1, labels 2x + N(0, 1): state-dependent noise, exact law H lr Var R_B/(2H - lr(H^2 + "
+              f"Var A_B))) with replacement under lr = B eta0 over B = {size['least_squares']}; "
+              f"{size['n_chains']:,} chains per point from "
               f"the minimum, burn-in {BURN:g} relaxation times of the mean (a verdict needs >= {NEED:g}), then "
               f"{size['window']:g} more averaged; tolerances: each T within {TOL_EXACT:.0%} of exact, fixed-lr ratio "
               f"within {TOL_RATIO:.0%}, flat within ±{TOL_FLAT:.0%} over B <= {ACADEMIC_B}, departure scale "
               f"1 ± {TOL_RATE:.0%}, finite-population ratio within {TOL_FPC:g}",
         result=result,
         checks=checks,
-        details={"fixed": fixed, "scaled": scaled, "without": without},
+        details={"fixed": fixed, "scaled": scaled, "without": without, "least_squares": least_squares},
     )
     finish(args, row, fig)
 

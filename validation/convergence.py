@@ -146,8 +146,8 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 11})
-    fig, (ax, axz) = plt.subplots(1, 2, figsize=(15, 6.2), gridspec_kw={"width_ratios": [3, 2]})
+    plt.rcParams.update({"font.size": 12})
+    fig, (ax, axz) = plt.subplots(1, 2, figsize=(14, 7), gridspec_kw={"width_ratios": [3, 2]})
     cut = bonferroni_cut(sum(np.isfinite(r["z"]).sum() for r in results), min(r["n_blocks"] for r in results))
     for k, r in enumerate(results):
         t = r["steps"] + 1
@@ -162,16 +162,16 @@ def main(argv=None):
     ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel("chain-mean loss <L> (band: ±2 s.e.)")
-    ax.set_title(f"SGD on h Phi^2/2 from Phi_0 = {PHI0:g}: eta_t = eta_0 (1 + t/t_0)^-gamma, eta_0 = {LR}")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=10, frameon=False, ncol=2)
+    ax.set_title(f"SGD from Phi_0 = {PHI0:g}, eta_t = {LR} (1 + t/t_0)^-gamma")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=11, frameon=False, ncol=1)
     for sign in (-1, 1):
         axz.axhline(sign * cut, color="k", lw=0.8, ls="--")
     axz.plot([], [], "k--", lw=0.8, label=f"Bonferroni cut ±{cut:.2f} ({FAMILY_ALPHA:.0%} family-wise)")
     axz.set_xscale("log")
     axz.set_xlabel("step t")
     axz.set_ylabel("z = (measured - exact) / s.e.")
-    axz.set_title("every trace point against the exact recursion")
-    axz.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=10, frameon=False)
+    axz.set_title("each trace point vs the exact law")
+    axz.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=11, frameon=False)
     fig.tight_layout()
 
     parts = []

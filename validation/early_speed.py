@@ -113,8 +113,8 @@ def _figure(series):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 11})
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.8))
+    plt.rcParams.update({"font.size": 12})
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.2))
     for ax, (name, s) in zip(axes, series.items()):
         for k, lr in enumerate(s["lrs"]):
             t = s["steps"] + 1
@@ -125,15 +125,15 @@ def _figure(series):
                         mfc=f"C{k}" if ok else "none", ms=6)
             ax.errorbar(T_EARLY, s["early"][k][0], yerr=2 * s["early"][k][1], fmt="o", color=f"C{k}", mec="k", ms=6)
         ax.plot([], [], "k--", lw=0.6, label="exact moment recursion")
-        ax.plot([], [], "o", color="0.5", mec="k", label=f"after {T_EARLY} steps (early check)")
-        ax.plot([], [], "s", color="0.5", label="late mean (hollow: burn-in too short)")
+        ax.plot([], [], "o", color="0.5", mec="k", label=f"after {T_EARLY} steps")
+        ax.plot([], [], "s", color="0.5", label="late mean (hollow: not equilibrated)")
         ax.axvline(T_EARLY, color="0.6", lw=0.6, ls=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("step t")
         ax.set_ylabel("mean loss above the minimum, <L> - L*")
         ax.set_title(f"{name}: large lr early, small lr late")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=10, frameon=False, ncol=3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=11, frameon=False, ncol=2)
     fig.tight_layout()
     return fig
 

@@ -130,8 +130,8 @@ def _figure(series, every):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 11})
-    fig, (ax, axr) = plt.subplots(1, 2, figsize=(15, 5.8), gridspec_kw={"width_ratios": [3, 2]})
+    plt.rcParams.update({"font.size": 12})
+    fig, (ax, axr) = plt.subplots(1, 2, figsize=(14, 6.2), gridspec_kw={"width_ratios": [3, 2]})
     for j, (name, s) in enumerate(series.items()):
         color = f"C{j}"
         ax.plot(s["steps"] + 1, s["mean"], color=color, lw=0.8, label=f"{name}, lr0 = {s['lrs'][0]:g}: chain mean")
@@ -168,7 +168,7 @@ def _figure(series, every):
     axr.set_ylabel("plateau ratio L_(k+1)/L_k - 1/2")
     axr.set_title("ratios tend to 1/2 (T ~ lr) as lr -> 0")
     for a in (ax, axr):
-        a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=10, frameon=False, ncol=1)
+        a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=11, frameon=False, ncol=1)
     fig.tight_layout()
     return fig
 
