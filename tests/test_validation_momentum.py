@@ -234,3 +234,22 @@ def test_same_schedule_temperature_is_one_function_of_langevin_time(same):
         np.testing.assert_allclose(sched.factors(sched.n_steps) * same.T0, same.temperature(t), rtol=1e-12)
         assert t[-1] < same.T_END <= t[-1] + sched.dt0 * sched.factors(sched.n_steps)[-1] * (1 + 1e-12)
     assert slow.n_steps == pytest.approx(4 * fast.n_steps, rel=0.01)
+
+
+def test_ema_measured_range_follows_the_numbers(ema):
+    """The verdict's 'measured: ... up to lr h = ...' moves when a number moves."""
+    pts = _ema_points(ema)
+    text = ema.measured_range(pts)
+    assert "up to lr h = 0.015" in text and "from lr h = 0.05" in text
+    for p in pts:
+        if p["lr_h"] == 0.015 and p["N"] == 1:
+            p["ratio"] = 1.02
+    assert "up to lr h = 0.005" in ema.measured_range(pts) and "from lr h = 0.015" in ema.measured_range(pts)
+
+
+def test_heavy_measured_range_follows_the_numbers(heavy):
+    rule = [p for p in _heavy_points(heavy) if p["rule"]]
+    assert "up to B eta0 h = 0.005" in heavy.measured_range(rule)
+    for p in rule:
+        p["ratio"] = 1.0  # a temperature flat in mu at every B eta0 h: the rule would hold everywhere
+    assert "up to B eta0 h = 1.28" in heavy.measured_range(rule) and "beyond" not in heavy.measured_range(rule)

@@ -45,7 +45,8 @@ MIN_WINDOW = 200     # steps sampled at least, for the fast points
 SIZES = {
     "full": dict(n_chains=1_000_000, xs=[0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0, 1.28, 1.6],
                  burn_tau=6.0, window_tau=10.0, cap=10**6),
-    "quick": dict(n_chains=50_000, xs=[0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28], burn_tau=6.0, window_tau=10.0, cap=10**6),
+    "quick": dict(n_chains=50_000, xs=[0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
+                  burn_tau=6.0, window_tau=10.0, cap=10**6),
     # tiny: a smoke test; the cap leaves the slow points under-burnt, so it exercises the refusal
     "tiny": dict(n_chains=2_000, xs=[0.02, 1.28], burn_tau=6.0, window_tau=10.0, cap=300),
 }
@@ -194,14 +195,16 @@ def _closed_forms():
          lambda lr, mu, b: lr * s2 / (2 * b) / (1 - lr * H * (1 - mu) / (2 * (1 + mu))),
          lambda lr, mu, b: th(gs.optimizers.EMAMomentum(lr=lr, beta=mu), b)),
         ("small-lr (Langevin) limit", "T_small = lr_eff sigma^2 / (2B): lr_eff = lr (SGD, EMA), lr/(1 - mu) (heavy "
-         "ball, Nesterov)", "continuous Lyapunov equation H P + P H = lr_eff C / B", ("small_lr_temperature", "small_lr_covariance"), "",
+         "ball, Nesterov)", "continuous Lyapunov equation H P + P H = lr_eff C / B",
+         ("small_lr_temperature", "small_lr_covariance"), "",
          lambda lr, mu, b: lr / (1 - mu) * s2 / (2 * b),
          lambda lr, mu, b: gs.theory.small_lr_temperature(gs.optimizers.HeavyBall(lr=lr, momentum=mu), NOISE, b)),
         ("the collapse", "T / T_small = 2 / (2 - x), x = lr_eff h (1 - m)/(1 + m) (m = 0, mu, beta)",
          "the three Lyapunov laws above, divided by T_small", ("stationary_covariance",), "2 / (2 - x)",
          lambda lr, mu, b: 2 / (2 - lr / (1 - mu) * H * (1 - mu) / (1 + mu)),
          lambda lr, mu, b: exact_ratio(gs.optimizers.HeavyBall(lr=lr, momentum=mu), b)),
-        ("relaxation time", "tau = -1 / log rho(A), rho the spectral radius of the recursion (SGD: rho = |1 - lr h|; covariance: tau/2)",
+        ("relaxation time",
+         "tau = -1 / log rho(A), rho the spectral radius of the recursion (SGD: rho = |1 - lr h|; covariance: tau/2)",
          "the linear state-space recursion z' = A z + G xi", ("relaxation_time",), "",
          lambda lr, mu, b: -1 / math.log(abs(1 - lr * H)), lambda lr, mu, b: gs.theory.relaxation_time(
              gs.optimizers.SGD(lr=lr), [[H]])),
@@ -270,8 +273,8 @@ def figure(points, curves, size):
         for p in (p for p in points if p["series"] == name):
             face = c if _equilibrated(p) else "white"
             ax.errorbar(p["x"], p["ratio"], yerr=2 * p["ratio_se"], fmt=markers[k], ms=6, capsize=3, color=c, mfc=face)
-            ax2.errorbar(p["x"] * 1.08 ** (k - 2), p["ratio"] / p["exact"] - 1, yerr=2 * p["ratio_se"] / p["exact"], fmt=markers[k],
-                         ms=6, capsize=3, color=c, mfc=face)
+            ax2.errorbar(p["x"] * 1.08 ** (k - 2), p["ratio"] / p["exact"] - 1, yerr=2 * p["ratio_se"] / p["exact"],
+                         fmt=markers[k], ms=6, capsize=3, color=c, mfc=face)
         handles.append(Line2D([], [], color=c, marker=markers[k], lw=1.0, label=f"{name} (line: gs.theory)"))
     handles += [Line2D([], [], color="k", marker="o", ls="", label="measured, 2 s.e."),
                 Line2D([], [], color="k", marker="o", mfc="white", ls="",
@@ -305,8 +308,10 @@ def main(argv=None):
     laws = reference_laws()
     burns = [p["burn_tau"] for p in points]
     worst = max((p for p in points if _equilibrated(p)), key=lambda p: abs(p["ratio"] / p["exact"] - 1), default=None)
-    head = ("" if worst is None else f"Largest residual from the exact law: {fmt(worst['ratio'] / worst['exact'] - 1, worst['ratio_se'] / worst['exact'])} "
-            f"({worst['series']}, x = {worst['x']:.3g}). ")
+    head = "" if worst is None else (
+        f"Largest residual from the exact law: "
+        f"{fmt(worst['ratio'] / worst['exact'] - 1, worst['ratio_se'] / worst['exact'])} "
+        f"({worst['series']}, x = {worst['x']:.3g}).")
     row = Row(
         name="collapse",
         claim="The lecture's three rules (lr = B eta0; heavy ball lr = (1 - mu) B eta0; EMA momentum) keep T at its "

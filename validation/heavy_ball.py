@@ -1,4 +1,4 @@
-"""Heavy-ball momentum (PyTorch's SGD): T ~ lr / (B (1 - mu)) at fixed lr; lr = (1 - mu) B eta0 flattens it as B eta0 h -> 0.
+"""Heavy ball (PyTorch's SGD): T ~ lr / (B (1 - mu)) at fixed lr; lr = (1 - mu) B eta0 flattens it as B eta0 h -> 0.
 
 The lecture ("Heavy Ball Momentum"): with v <- mu v + eta g_hat, Phi <- Phi - v, "in PyTorch
 vanilla SGD the temperature depends on all three hyper parameters -- mu, B, and eta (not good)";
@@ -163,14 +163,16 @@ def checks(points):
     rule = [p for p in points if p["rule"]]
     smallest = min(p["b_eta0_h"] for p in rule)
     for p in sorted((p for p in rule if p["b_eta0_h"] == smallest), key=lambda p: p["momentum"]):
-        q, se = _gate(p, f"lr = (1-mu) B eta0: T/(eta0 sigma^2/2) - 1 at B eta0 h = {smallest:g}, mu = {p['momentum']:g}")
+        q, se = _gate(p, f"lr = (1-mu) B eta0: T/(eta0 sigma^2/2) - 1 at B eta0 h = {smallest:g}, "
+                         f"mu = {p['momentum']:g}")
         out.append(Check(q, p["ratio"] - 1.0, se, CLAIM_TOL))
     ok = [p for p in rule if _equilibrated(p) and p["x"] <= RATE_X_MAX]
     dep = [departure(p) for p in ok]
     a, sa, pw, sp = rate_fit([p["x"] for p in ok], [d[0] for d in dep], [d[1] for d in dep])
     out.append(Check(f"exponent p of delta = 1 - T_small/T ~ x^p, x = B eta0 h (1-mu)/(1+mu), over {len(ok)} rule "
                      f"points with x <= {RATE_X_MAX:g}", pw, sp, RATE_TOL, target=1.0))
-    out.append(Check(f"coefficient a of delta = a x over {len(ok)} rule points with x <= {RATE_X_MAX:g}", a, sa, RATE_TOL, target=0.5,
+    out.append(Check(f"coefficient a of delta = a x over {len(ok)} rule points with x <= {RATE_X_MAX:g}", a, sa,
+                     RATE_TOL, target=0.5,
                      relative=True))
     for p in points:
         where = (f"B eta0 h = {p['b_eta0_h']:g}" if p["rule"] else f"fixed lr = {p['lr']:g}, B = {p['batch_size']}")
@@ -183,6 +185,26 @@ def where_it_holds(tol=CLAIM_TOL):
     """The largest B eta0 h at which |T / T_small - 1| <= tol for every mu in [0, 1) under the rule
     (exact law: mu = 0 departs most, T / T_small = 1 / (1 - B eta0 h / 2))."""
     return 2.0 * tol / (1.0 + tol)
+
+
+def measured_range(rule):
+    """Where the data show T / T_small - 1 within CLAIM_TOL for every mu, and the first B eta0 h
+    where they show it not, from the same 2-s.e. rule as the checks."""
+    held, broke = None, None
+    for bh in sorted({p["b_eta0_h"] for p in rule}):
+        ps = [p for p in rule if p["b_eta0_h"] == bh and _equilibrated(p)]
+        outs = [Check("", p["ratio"] - 1, p["ratio_se"], CLAIM_TOL).outcome for p in ps]
+        if ps and all(o == "holds" for o in outs) and broke is None:
+            held = bh
+        if "fails" in outs and broke is None:
+            broke = (bh, max(ps, key=lambda p: p["ratio"] - 1))
+    text = (f"every mu within {CLAIM_TOL:.0%} up to B eta0 h = {held:g}" if held is not None
+            else f"no B eta0 h with every mu shown within {CLAIM_TOL:.0%}")
+    if broke is not None:
+        bh, w = broke
+        text += (f", beyond it from B eta0 h = {bh:g} (mu = {w['momentum']:g}: T/T_small - 1 = "
+                 f"{fmt(w['ratio'] - 1, w['ratio_se'])})")
+    return text
 
 
 def summary(points):
@@ -201,7 +223,8 @@ def summary(points):
     spread = lo["ratio"] / hi["ratio"] - 1
     spread_se = math.hypot(lo["ratio_se"] / hi["ratio"], lo["ratio"] * hi["ratio_se"] / hi["ratio"] ** 2)
     head = (f"under lr = (1-mu) B eta0, T is flat within {CLAIM_TOL:.0%} over mu in [0, 1) for B eta0 h <= "
-            f"{where_it_holds():.3g} (exact law; mu = 0 departs most); at B eta0 h = {top:g}, T(mu = {lo['momentum']:g})"
+            f"{where_it_holds():.3g} (exact law; mu = 0 departs most); measured: {measured_range(rule)}; at B eta0 h = {top:g}, "
+            f"T(mu = {lo['momentum']:g})"
             f"/T(mu = {hi['momentum']:g}) - 1 = {fmt(spread, spread_se)} (exact {lo['exact'] / hi['exact'] - 1:.4f})")
     return lines, head
 
@@ -294,7 +317,8 @@ def main(argv=None):
               f"lr = (1-mu) B eta0, eta0 h = {ETA0 * H:g}, B = {size['batches']}, mu = {size['momenta']}; gs.sweep, "
               f"{size['n_chains']:,} chains per point from the minimum; burn-in {min(burns):.1f} to {max(burns):.1f} "
               f"relaxation times of the slowest mode (no verdict below {MIN_BURN_TAU:g}), then at least "
-              f"{size['window_tau']:g} sampled; tolerances: fixed-lr exponents ±{FIXED_TOL:g}, claim ±{CLAIM_TOL:.0%}, "
+              f"{size['window_tau']:g} sampled; tolerances: fixed-lr exponents ±{FIXED_TOL:g}, "
+              f"claim ±{CLAIM_TOL:.0%}, "
               f"exact ±{EXACT_TOL:.0%}, rate ±{RATE_TOL:g}",
         result="; ".join(lines),
         verdict=f"{outcome}: {deciding}. {head}",
