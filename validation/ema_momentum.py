@@ -195,7 +195,8 @@ def summary(points):
     spread = lo["ratio"] / hi["ratio"] - 1
     spread_se = math.hypot(lo["ratio_se"] / hi["ratio"], lo["ratio"] * hi["ratio_se"] / hi["ratio"] ** 2)
     return lines, (f"T is N-independent within {CLAIM_TOL:.0%} for lr h <= {where_it_holds():.3g} (exact law; N = 1 "
-                   f"departs most); measured: {measured_range(points)}; at lr h = {top:g}, T(N = {lo['N']})/T(N = {hi['N']}) - 1 = "
+                   f"departs most); measured: {measured_range(points)}; at lr h = {top:g}, "
+                   f"T(N = {lo['N']})/T(N = {hi['N']}) - 1 = "
                    f"{fmt(spread, spread_se)} (exact {lo['exact'] / hi['exact'] - 1:.4f})")
 
 
@@ -249,7 +250,7 @@ def figure(points, size):
                        label=f"left out: burn-in < {MIN_BURN_TAU:g} relaxation times"),
                 Line2D([], [], color="k", marker="v", ls="", label="departure not resolved: 2 s.e. upper limit"),
                 Line2D([], [], color="0.4", ls=":", label=f"claim tolerance: T/T_small - 1 = {CLAIM_TOL:.0%}")]
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.99, 0.92), frameon=False)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
     fig.tight_layout()
     return fig
 

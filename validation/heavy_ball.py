@@ -223,7 +223,8 @@ def summary(points):
     spread = lo["ratio"] / hi["ratio"] - 1
     spread_se = math.hypot(lo["ratio_se"] / hi["ratio"], lo["ratio"] * hi["ratio_se"] / hi["ratio"] ** 2)
     head = (f"under lr = (1-mu) B eta0, T is flat within {CLAIM_TOL:.0%} over mu in [0, 1) for B eta0 h <= "
-            f"{where_it_holds():.3g} (exact law; mu = 0 departs most); measured: {measured_range(rule)}; at B eta0 h = {top:g}, "
+            f"{where_it_holds():.3g} (exact law; mu = 0 departs most); measured: {measured_range(rule)}; "
+            f"at B eta0 h = {top:g}, "
             f"T(mu = {lo['momentum']:g})"
             f"/T(mu = {hi['momentum']:g}) - 1 = {fmt(spread, spread_se)} (exact {lo['exact'] / hi['exact'] - 1:.4f})")
     return lines, head
