@@ -99,6 +99,10 @@ def test_batch_size_limit_eps0_to_infinity(abs_):
     assert [c.outcome for c in abs_.limit_checks(dec, sgd, [1.0, 10.0])] == ["holds", "holds"]
     dec[10.0] = _points([1, 4], [1.0, 1.0])  # at the SGD value already: not the predicted departure 1/11
     assert [c.outcome for c in abs_.limit_checks(dec, sgd, [1.0, 10.0])] == ["holds", "fails"]
+    # B = 1 not equilibrated: the check moves to the smallest B where both are, with that B's prediction
+    dec[1.0] = _points([1, 4], [math.nan, abs_.limit_prediction(1.0, 4)])
+    check = abs_.limit_checks(dec, sgd, [1.0])[0]
+    assert check.outcome == "holds" and "B = 4" in check.quantity and check.target == pytest.approx(0.8)
 
 
 def test_batch_size_row_verdict_changes_with_the_numbers(abs_):
@@ -152,6 +156,10 @@ def test_anisotropic_checks_follow_the_numbers(aniso):
     # imprecise numbers: unresolved, not holds
     res = _aniso_results(aniso, lrs, rel_se=0.02)
     assert all(c.outcome == "unresolved" for c in aniso.make_checks(res, lrs))
+    # a run whose burn-in is below 5 slowest time scales: every check refused
+    res = _aniso_results(aniso, lrs)
+    res[("Adam", 0.05)]["burn_in_multiple"] = 0.5
+    assert all(c.outcome == "unresolved" and "refused" in c.quantity for c in aniso.make_checks(res, lrs))
 
 
 def test_anisotropic_burn_in_covers_the_squared_gradient_horizon(aniso):

@@ -110,7 +110,9 @@ def _worst(items, tolerance):
 
 
 def make_checks(results, lrs):
-    """``results``: {(name, lr): {"T": (2,), "se": (2,)}} -> the row's checks."""
+    """``results``: {(name, lr): {"T": (2,), "se": (2,), "burn_in_multiple": float}} -> the row's
+    checks; every check is refused (unresolved) when a run's burn-in is below BURN_MULT slowest
+    time scales."""
     small = min(lrs)
     checks = []
     # 1. the claim at the smallest lr: beta_g = 0 leaves every coordinate's T unchanged
@@ -145,6 +147,10 @@ def make_checks(results, lrs):
     v, se = _worst(dev, TOL_MEAN_FIELD)
     checks.append(Check("max over optimizers and lr of |T_2/T_1 - prediction| (Adam: mean field, SGD: exact)", v, se,
                         TOL_MEAN_FIELD))
+    shortest = min(f.get("burn_in_multiple", BURN_MULT) for f in results.values())
+    if not shortest >= BURN_MULT:
+        why = f" (refused: burn-in {shortest:.2g} < {BURN_MULT:g} slowest time scales)"
+        checks = [Check(c.quantity + why, c.value, math.inf, c.tolerance, c.target, c.relative) for c in checks]
     return checks
 
 

@@ -100,7 +100,7 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"font.size": 12})
-    fig, ax = plt.subplots(figsize=(9, 6.5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 6.5))
     parts = []
     n_s = round(1 / (1 - BETAS[1]))
     for k, (mode, (s, mean, se)) in enumerate(traces.items()):
@@ -119,6 +119,24 @@ def main(argv=None):
     ax.set_ylabel("chain-mean loss L (±2 s.e.)")
     ax.set_title(f"Adam bias corrections: quadratic h = {H}, lr = {LR}, betas = {BETAS}")
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, fontsize=11, frameon=False)
+    s_t, m_t, se_t = traces["torch"]
+    for k, mode in enumerate(MODES):
+        if mode == "torch":
+            continue
+        s_m, m_m, se_m = traces[mode]
+        ratio = m_m / m_t
+        band = 2 * ratio * np.hypot(se_m / m_m, se_t / m_t)
+        bx.plot(s_m + 1, 100 * (ratio - 1), color=f"C{k}", lw=1.5, label=f"{MODES[mode]} / PyTorch's - 1")
+        bx.fill_between(s_m + 1, 100 * (ratio - 1 - band), 100 * (ratio - 1 + band), color=f"C{k}", alpha=0.25)
+    bx.axhspan(-100 * TOL_SAME, 100 * TOL_SAME, color="0.85", zorder=0,
+               label=f"tolerance ±{TOL_SAME:.0%} (running average)")
+    bx.axhline(0, color="k", lw=0.6)
+    bx.set_xscale("log")
+    bx.set_ylim(-100, 150)
+    bx.set_xlabel("step t")
+    bx.set_ylabel("L(t) / L_PyTorch(t) - 1  (%, ±2 s.e.)")
+    bx.set_title("Against PyTorch's correction, step by step")
+    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=11, frameon=False)
     fig.tight_layout()
 
     row = Row(
