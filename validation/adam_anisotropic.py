@@ -160,7 +160,7 @@ def _figure(results, lrs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 12})
+    plt.rcParams.update({"font.size": 13})
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 6))
     grid = np.geomspace(min(LRS) / 2, max(LRS) * 1.5, 40)
     mf = {name: np.array([predicted(name, lr) for lr in grid]) for name in OPTIMIZERS}
@@ -180,7 +180,7 @@ def _figure(results, lrs):
     ax.set_xlabel("learning rate $\\eta$")
     ax.set_ylabel("$T_i(\\beta_g=0.9)/T_i(\\beta_g=0) - 1$  (%, ±2 s.e.)")
     ax.set_title("Adam against gradient normalisation")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=11, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=12, frameon=False)
     for k, name in enumerate(OPTIMIZERS):
         rr = [_ratio(results[(name, lr)]["T"][1], results[(name, lr)]["se"][1], results[(name, lr)]["T"][0],
                      results[(name, lr)]["se"][0]) for lr in lrs]
@@ -193,7 +193,7 @@ def _figure(results, lrs):
     bx.set_xlabel("learning rate $\\eta$")
     bx.set_ylabel("$T_2/T_1$ (virial, ±2 s.e.; Gibbs: 1)")
     bx.set_title(f"Per-coordinate temperatures, h = {H}")
-    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=11, frameon=False)
+    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=12, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -217,7 +217,7 @@ def _figure(sgd, decoupled_series, sqrt_series, sens, eps_values, batches):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 12})
+    plt.rcParams.update({"font.size": 13})
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 6.2), gridspec_kw={"width_ratios": [1.5, 1]})
     unit = ETA0 * SIGMA**2 / 2  # SGD's small-lr temperature
     bb = np.geomspace(min(batches), max(batches), 200)
@@ -249,7 +249,7 @@ def _figure(sgd, decoupled_series, sqrt_series, sens, eps_values, batches):
     ax.set_xlabel("batch size B")
     ax.set_ylabel("T / ($\\eta_0\\sigma^2/2$)  (±2 s.e.)")
     ax.set_title("Temperature against batch size")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=11, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=12, frameon=False)
 
     names = list(PARAMS)
     width = 0.8 / max(1, len(sens))
@@ -271,7 +271,7 @@ def _figure(sgd, decoupled_series, sqrt_series, sens, eps_values, batches):
     bx.set_ylabel("d log T / d log p (factor 4)")
     bx.set_title(f"Decoupled Adam: what T depends on ($\\epsilon_0$ = {EPS0_REF:g})")
     bx.plot([], [], "o", mfc="none", mec="gray", ms=9, label="not equilibrated")
-    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=3, fontsize=11, frameon=False)
+    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=3, fontsize=12, frameon=False)
     fig.tight_layout()
     return fig
 

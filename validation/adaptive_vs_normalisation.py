@@ -134,7 +134,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 12})
+    plt.rcParams.update({"font.size": 13})
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 6.5))
 
     def points(axis, x, y, err, color, label, rows):
@@ -173,7 +173,7 @@ def main(argv=None):
     ax.set_xlabel("momentum horizon $1/(1-\\beta_g)$, $1/(1-\\mu)$ (steps)")
     ax.set_ylabel("fitted temperature T (95% CI)")
     ax.set_title(f"lr = {LR}, $h$ = {H:g}, $\\sigma$ = {SIGMA:g}, B = 1, $\\beta_s$ = $\\alpha$ = {BETA_S}")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=11, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=12, frameon=False)
     bx.axhspan(-100 * TOL_ADAM, 100 * TOL_ADAM, color="0.8", zorder=0, label=f"Adam tolerance ±{TOL_ADAM:.0%}")
     bx.axhspan(-100 * TOL_HEAVY_BALL, 100 * TOL_HEAVY_BALL, color="0.93", zorder=-1,
                label=f"RMSprop tolerance ±{TOL_HEAVY_BALL:.0%} ($\\mu \\leq$ {MU_SMALL_LR})")
@@ -182,7 +182,7 @@ def main(argv=None):
     bx.set_xlabel("momentum horizon $1/(1-\\beta_g)$, $1/(1-\\mu)$ (steps)")
     bx.set_ylabel("departure from the small-lr law (%, ±2 s.e.)")
     bx.set_title("Departures, with the mean field (lines)")
-    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=11, frameon=False)
+    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=12, frameon=False)
     fig.tight_layout()
 
     def cell(r):

@@ -99,7 +99,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 12})
+    plt.rcParams.update({"font.size": 13})
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 6.5))
     parts = []
     n_s = round(1 / (1 - BETAS[1]))
@@ -118,7 +118,7 @@ def main(argv=None):
     ax.set_xlabel("step t")
     ax.set_ylabel("chain-mean loss L (±2 s.e.)")
     ax.set_title(f"Adam bias corrections: quadratic h = {H}, lr = {LR}, betas = {BETAS}")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, fontsize=11, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, fontsize=12, frameon=False)
     s_t, m_t, se_t = traces["torch"]
     for k, mode in enumerate(MODES):
         if mode == "torch":
@@ -136,7 +136,7 @@ def main(argv=None):
     bx.set_xlabel("step t")
     bx.set_ylabel("L(t) / L_PyTorch(t) - 1  (%, ±2 s.e.)")
     bx.set_title("Against PyTorch's correction, step by step")
-    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=11, frameon=False)
+    bx.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=12, frameon=False)
     fig.tight_layout()
 
     row = Row(
