@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import json
 import os
 import platform
@@ -58,6 +59,12 @@ class Check:
     tolerance : float > 0, the largest ``|value - target|`` for which the claim counts as true
     target : float, what the claim predicts (default 0: a departure)
     relative : bool, ``tolerance`` is a fraction of ``|target|`` (printed as a percentage)
+    expect : ``"within"`` (default: the departure must be at most the tolerance) or
+        ``"beyond"`` (it must exceed it: a negative control, or a claim that an effect exists);
+        for "beyond" the check holds when the whole interval lies outside the tolerance and
+        fails when the whole interval lies inside
+    no_verdict : str, a reason why this number cannot decide (too short a burn-in, ...): the
+        check is then "unresolved" whatever its numbers, and the reason is printed
     """
 
     quantity: str
@@ -66,12 +73,16 @@ class Check:
     tolerance: float
     target: float = 0.0
     relative: bool = False
+    expect: str = "within"
+    no_verdict: str = ""
 
     def __post_init__(self):
         if not (np.isfinite(self.tolerance) and self.tolerance > 0):
             raise ValueError(f"tolerance must be finite and > 0, got {self.tolerance}")
         if not (self.stderr >= 0):
             raise ValueError(f"stderr must be >= 0, got {self.stderr}")
+        if self.expect not in ("within", "beyond"):
+            raise ValueError(f"expect must be 'within' or 'beyond', got {self.expect!r}")
 
     @property
     def allowed(self) -> float:
@@ -80,23 +91,36 @@ class Check:
 
     @property
     def outcome(self) -> str:
-        """``"holds"``, ``"fails"`` or ``"unresolved"`` (also for a NaN measurement)."""
+        """``"holds"``, ``"fails"`` or ``"unresolved"`` (also for a NaN measurement, or with a
+        ``no_verdict`` reason)."""
         dep = abs(self.value - self.target)
         half = _Z_CHECK * self.stderr
-        if not (np.isfinite(dep) and np.isfinite(half)):
+        if self.no_verdict or not (np.isfinite(dep) and np.isfinite(half)):
             return "unresolved"
-        if dep + half <= self.allowed:
-            return "holds"
-        if dep - half > self.allowed:
-            return "fails"
+        inside, outside = dep + half <= self.allowed, dep - half > self.allowed
+        if inside:
+            return "holds" if self.expect == "within" else "fails"
+        if outside:
+            return "fails" if self.expect == "within" else "holds"
         return "unresolved"
+
+    @property
+    def closeness(self) -> float:
+        """How near the check is to the other outcome, in tolerances (larger: nearer to failing)."""
+        dep = abs(self.value - self.target)
+        ratio = dep / self.allowed if self.allowed > 0 else math.inf
+        if not np.isfinite(ratio):
+            return math.inf
+        return ratio if self.expect == "within" else (1.0 / ratio if ratio > 0 else math.inf)
 
     def sentence(self) -> str:
         """The check in words, every number from the measurement: ``quantity = v ± e against
-        target within tolerance: outcome``."""
+        target within (or beyond) tolerance: outcome``."""
         tol = f"{self.tolerance:.3g} (relative, ±{self.allowed:.3g})" if self.relative else f"{self.tolerance:.3g}"
-        measured = fmt(self.value, self.stderr) if self.stderr > 0 else f"{self.value:.6g}"
-        return f"{self.quantity} = {measured} against {self.target:.6g} ± {tol}: {self.outcome}"
+        measured = fmt(self.value, self.stderr) if 0 < self.stderr < math.inf else f"{self.value:.6g}"
+        where = "beyond" if self.expect == "beyond" else "against"
+        text = f"{self.quantity} = {measured} {where} {self.target:.6g} ± {tol}: {self.outcome}"
+        return text + (f" ({self.no_verdict})" if self.no_verdict else "")
 
 
 def combine(checks: list[Check]) -> tuple[str, str]:
@@ -104,12 +128,14 @@ def combine(checks: list[Check]) -> tuple[str, str]:
 
     The row **holds** when every check holds, **fails** when one fails (the deciding sentence
     is the failing check with the largest departure in tolerances), and is **unresolved**
-    otherwise (the deciding sentence is an unresolved check)."""
+    otherwise (the deciding sentence is an unresolved check). When every check holds, the
+    deciding one is the nearest to failing (a control "beyond" its tolerance counts by how far
+    beyond it is)."""
     if not checks:
         return "unresolved", "no check was made"
     fails = [c for c in checks if c.outcome == "fails"]
     open_ = [c for c in checks if c.outcome == "unresolved"]
-    scale = lambda c: abs(c.value - c.target) / c.allowed  # noqa: E731
+    scale = lambda c: c.closeness  # noqa: E731
     if fails:
         return "fails", max(fails, key=scale).sentence()
     if open_:

@@ -63,3 +63,18 @@ def test_report_leads_with_the_deciding_numbers(tmp_path):
     report = build_report(tmp_path).read_text()
     head = report.split("## Details")[0]
     assert "| demo_claim | **holds** | spread = 0.0020 ± 0.0010 against 0 ± 0.01: holds |" in head
+
+
+def test_controls_and_refused_verdicts():
+    """A control must lie beyond its tolerance; a check with a stated reason gives no verdict."""
+    from gibbs_sgd.validation import Check, Row
+
+    control = dict(quantity="colder setting's departure", tolerance=0.05, expect="beyond")
+    assert Check(value=0.6, stderr=0.01, **control).outcome == "holds"
+    assert Check(value=0.01, stderr=0.01, **control).outcome == "fails"
+    assert Check(value=0.05, stderr=0.01, **control).outcome == "unresolved"
+    short = Check(quantity="T - 1", value=0.0, stderr=0.001, tolerance=0.01, no_verdict="burn-in 2 < 5 relaxation times")
+    assert short.outcome == "unresolved" and "burn-in 2 < 5" in short.sentence()
+    near = Check(quantity="spread", value=0.008, stderr=0.0005, tolerance=0.01)
+    row = Row("x", "c", "s", "r", checks=[Check(value=0.6, stderr=0.01, **control), near])
+    assert row.outcome == "holds" and row.deciding == near.sentence()  # the nearest to failing decides
