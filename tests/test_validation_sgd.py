@@ -275,3 +275,11 @@ def test_batch_size_least_squares_law_matches_the_engine(batch_size, replace):
     # a negative control: the law without its curvature-noise term is off by more than the error
     naive = h * 0.4 * vr / (2 * h - 0.4 * h * h)
     assert abs(row["temperature"] - naive) > 4 * row["stderr"]
+
+
+def test_convergence_refuses_a_plateau_verdict_before_equilibrium(convergence):
+    results = _conv_results(3.0)
+    results[0]["window_tau"] = convergence.NEED / 2
+    checks = convergence.make_checks(results, n_blocks=256)
+    assert combine(checks)[0] == "unresolved"
+    assert not any(c.quantity.startswith("constant lr: late decay") for c in checks)

@@ -141,7 +141,6 @@ def run_point(noise, lr: float, batch: int, n_chains: int, window: float, seed: 
 def _worst(quantity: str, values, errors, target, tolerance, relative=False, labels=None) -> Check:
     """The point farthest from the target once its 2-sigma error is added (the one that decides)."""
     values, errors = np.asarray(values, float), np.asarray(errors, float)
-    scale = abs(target) if relative else 1.0
     i = int(np.argmax(np.abs(values - target) + 2 * errors))
     at = f" (at {labels[i]})" if labels is not None else ""
     return Check(quantity + at, float(values[i]), float(errors[i]), tolerance, target, relative)
