@@ -50,6 +50,17 @@ def test_finite_lr_law_matches_theory_module_and_tends_to_gibbs():
     assert np.all(np.array(deps) > 0) and abs(rates[0] / rates[2] - 1) < 0.02
 
 
+def test_first_order_slope_on_a_quadratic_and_against_the_exact_law():
+    """c = h/2 on a quadratic (T / (1 - lr h/2)); on the double well and the torus it is the exact
+    law's slope at lr -> 0 (within 0.5%); on Mueller-Brown it is converged in the quadrature."""
+    assert gl.first_order_slope(gs.landscapes.Quadratic(8.0, box=[[-2.0, 2.0]]), 1 / 3) == pytest.approx(4.0, rel=1e-6)
+    for land, t in ((gl.DW, gl.DW_T), (gl.COS, gl.COS_T)):
+        exact = (gl.finite_lr_law(land, 1e-4, t)["configurational"] / t - 1) / 1e-4
+        assert gl.first_order_slope(land, t) == pytest.approx(exact, rel=5e-3)
+    assert gl.first_order_slope(gl.MB, gl.MB_T, 300) == pytest.approx(gl.first_order_slope(gl.MB, gl.MB_T, 500),
+                                                                      rel=1e-5)
+
+
 def test_finite_lr_law_on_a_torus():
     """The cosine landscape's kernel wraps around; at small lr its law tends to Gibbs too."""
     lrs = [0.02, 0.01]
