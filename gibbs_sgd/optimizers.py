@@ -423,12 +423,14 @@ class Adam(Optimizer):
 
         Derivation (the lecture's argument): an average over :math:`N^0` examples spans
         :math:`N^0/B` batches of B, hence :math:`N = \max(1, N^0/B)` steps. With per-example
-        noise of variance :math:`\sigma^2`, :math:`\sqrt{v} \approx \sigma/\sqrt B`, so
-        :math:`\epsilon = \epsilon_0\sqrt B` keeps the ratio :math:`\epsilon/\sqrt v` fixed, and when
+        noise of variance :math:`\sigma^2`, :math:`\sqrt{v} \approx \sigma/\sqrt B`. When
         :math:`\epsilon` dominates, Adam is SGD with step :math:`\eta/\epsilon = B\eta_0`: the
         batch-size rule :math:`\eta = B\eta_0` of SGD, so the temperature is set by
-        :math:`\eta_0` -- "vanilla SGD in the limit :math:`\epsilon_0 \to \infty`". Whether T stays
-        independent of B when :math:`\epsilon` does *not* dominate is what the engine measures.
+        :math:`\eta_0` -- "vanilla SGD in the limit :math:`\epsilon_0 \to \infty`". Note that
+        :math:`\epsilon = \epsilon_0\sqrt B` does *not* keep :math:`\epsilon/\sqrt v` fixed: that
+        ratio is :math:`\epsilon_0 B/\sigma`, which grows with B, so where :math:`\epsilon` does not
+        dominate T depends on B and on :math:`\epsilon_0` (measured by
+        ``validation/adam_batch_size.py``: d log T / d log eps0 = 0.34 at B = 1, eps0 = 1).
         """
         b = float(check_int("batch_size", batch_size, 1, MAX_EXACT_INT))
         one_g = min(1.0, b / check_positive("horizon_g", horizon_g))
