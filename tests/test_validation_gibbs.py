@@ -61,6 +61,18 @@ def test_first_order_slope_on_a_quadratic_and_against_the_exact_law():
                                                                       rel=1e-5)
 
 
+def test_first_order_mle_slope_on_a_quadratic_and_against_the_exact_law():
+    """T_mle = T / (1 - lr h / 2) on a quadratic: slope h/2; on the double well the exact law's
+    mean loss, inverted through E_T[L], has the same slope at small lr (within 1%)."""
+    assert gl.first_order_mle_slope(gs.landscapes.Quadratic(6.0, box=[[-2.0, 2.0]]), 0.25) == pytest.approx(3.0, rel=1e-6)
+    from scipy.optimize import brentq
+
+    t, lr = 0.256, 2e-4
+    loss = gl.finite_lr_law(gl.DW, lr, t)["mean_loss"]
+    t_mle = brentq(lambda v: gs.Gibbs(gl.DW, v).mean_loss() - loss, 0.9 * t, 1.1 * t, xtol=1e-14)
+    assert gl.first_order_mle_slope(gl.DW, t) == pytest.approx((t_mle / t - 1) / lr, rel=1e-2)
+
+
 def test_finite_lr_law_on_a_torus():
     """The cosine landscape's kernel wraps around; at small lr its law tends to Gibbs too."""
     lrs = [0.02, 0.01]
@@ -201,3 +213,11 @@ def test_eta0_checks_fail_at_the_academic_edge_for_a_steep_trend():
 def test_eta0_checks_refused_below_the_burn_in():
     checks, _ = beta.eta0_checks(0.002, _grid(equilibrated=False))
     assert _outcomes(checks) == ["unresolved"] * 3 and all("refused" in c.quantity for c in checks)
+
+
+def test_slope_check_pools_the_eta0_slopes():
+    fits = {e: dict(slope=0.25, cov=[[1e-6, 0, 0], [0, 0.03**2, 0], [0, 0, 1e-6]], refused=False) for e in beta.ETA0}
+    assert beta.slope_check(fits, {e: 0.25 for e in beta.ETA0}).outcome == "holds"
+    assert beta.slope_check(fits, {e: 0.5 for e in beta.ETA0}).outcome == "fails"  # half the predicted trend
+    fits[beta.ETA0[0]]["refused"] = True
+    assert beta.slope_check(fits, {e: 0.25 for e in beta.ETA0}).outcome == "unresolved"

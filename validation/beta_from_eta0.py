@@ -19,7 +19,11 @@ eta0, each a number against a tolerance fixed here:
   x <= ``X_LINEAR``, extrapolates to 0 at x -> 0 (T is determined by eta0);
 * B and mu enter only through x: the mu = 0.9 points sit on the mu = 0 points' line (the offset
   of one family from the other, fitted jointly with one slope in x);
-* at the academic edge x = ``X_ACADEMIC`` the line's departure is within ``ACADEMIC_TOL``.
+* at the academic edge x = ``X_ACADEMIC`` the line's departure is within ``ACADEMIC_TOL``;
+
+and one for the trend: the fitted slopes in x, pooled over eta0, equal the first-order finite-step
+law's (SGD's stationary law to first order in its step, gibbs_law.first_order_mle_slope, with the
+step B eta0 (1 - mu)/(1 + mu) that is exact on a quadratic) within ``FIRST_ORDER_TOL``.
 
 Each point's burn-in is stated in units of the slowest relaxation time of the Langevin dynamics
 at eta0 sigma^2/2 (the basin-exchange time, in steps of size B eta0); points below
@@ -38,7 +42,7 @@ import gibbs_sgd as gs
 from gibbs_sgd.validation import Check, Row, finish, fmt, options
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gibbs_law import langevin_relaxation_time  # noqa: E402  (the shared relaxation time; see the report)
+from gibbs_law import first_order_mle_slope, langevin_relaxation_time  # noqa: E402  (shared theory; see the report)
 
 LAND = gs.landscapes.DoubleWell(barrier=1.0, tilt=0.3)
 SIGMA = 16.0
@@ -56,6 +60,7 @@ X_ACADEMIC = 0.01    # "academic batch sizes": B eta0 h (1 - mu)/(1 + mu) <= 0.0
 LIMIT_TOL = 0.01     # T(x -> 0) within 1% of eta0 sigma^2 / 2
 FAMILY_TOL = 0.01    # the mu = 0.9 family within 1% of the mu = 0 family's line (same x)
 ACADEMIC_TOL = 0.01  # the departure at x = X_ACADEMIC within 1%
+FIRST_ORDER_TOL = 0.35  # the fitted slopes in x, pooled over eta0, within 35% of the first-order law's
 SIZES = {"full": dict(n_chains=200_000, length=1.0), "quick": dict(n_chains=60_000, length=1.0),
          "tiny": dict(n_chains=400, length=0.03)}
 
@@ -103,7 +108,20 @@ def eta0_checks(eta0: float, points: list) -> tuple[list, dict]:
         Check(f"{label}: T / (eta0 sigma^2/2) - 1 at the academic edge x = {X_ACADEMIC:g} (the line){why}",
               nan if refused else at_edge, edge_se, ACADEMIC_TOL),
     ]
-    return checks, dict(intercept=a, slope=b, offset=d, cov=cov.tolist(), at_edge=at_edge, edge_se=edge_se)
+    return checks, dict(intercept=a, slope=b, offset=d, cov=cov.tolist(), at_edge=at_edge, edge_se=edge_se,
+                        refused=bool(refused))
+
+
+def slope_check(fits: dict, predicted: dict) -> Check:
+    """The fitted slopes in x over the first-order ones, inverse-variance pooled over eta0, against 1."""
+    ratio = np.array([fits[e]["slope"] / predicted[e] for e in fits])
+    se = np.array([math.sqrt(fits[e]["cov"][1][1]) / predicted[e] for e in fits])
+    refused = any(not math.isfinite(v) for v in ratio) or any(f.get("refused") for f in fits.values())
+    w = 1.0 / se**2
+    pooled, pooled_se = float(np.sum(w * ratio) / np.sum(w)), float(1.0 / math.sqrt(np.sum(w)))
+    return Check("slope of T/(eta0 sigma^2/2) - 1 in x over the first-order law's, pooled over eta0"
+                 + (" [refused: points with burn-in too short]" if refused else ""),
+                 math.nan if refused else pooled, pooled_se, FIRST_ORDER_TOL, target=1.0)
 
 
 def _figure(points, fits, h):
@@ -143,6 +161,8 @@ def _figure(points, fits, h):
         xx = np.linspace(0, X_LINEAR, 20)
         ax.plot(xx, 100 * (f["intercept"] + f["slope"] * xx), "-", color=color, lw=1.3,
                 label=f"eta0 = {eta0:g}: fitted line (mu = 0)")
+        ax.plot(xx, 100 * f["first_order"] * xx, ":", color=color, lw=2.0,
+                label=f"eta0 = {eta0:g}: first-order law")
     xx = np.linspace(0, X_LINEAR * 1.05, 50)
     ax.plot(xx, 100 * (1 / (1 - xx / 2) - 1), "k--", lw=1.2, label="quadratic (exact): 1/(1 - x/2) - 1")
     ax.axhline(0, color="0.4", lw=0.8)
@@ -190,14 +210,17 @@ def main(argv=None):
     checks, fits = [], {}
     for eta0 in ETA0:
         c, fits[eta0] = eta0_checks(eta0, [p for p in points if p["eta0"] == eta0])
+        fits[eta0]["first_order"] = first_order_mle_slope(LAND, eta0 * SIGMA**2 / 2) / h  # per unit x
         checks += c
+    checks.append(slope_check(fits, {e: fits[e]["first_order"] for e in ETA0}))
     fig = _figure(points, fits, h)
 
     parts = []
     for eta0 in ETA0:
         f = fits[eta0]
         parts.append(f"eta0 = {eta0:g} (T_small = {eta0 * SIGMA**2 / 2:.4g}): line T/T_small - 1 = "
-                     f"{fmt(f['intercept'], math.sqrt(f['cov'][0][0]))} + ({fmt(f['slope'], math.sqrt(f['cov'][1][1]))}) x, "
+                     f"{fmt(f['intercept'], math.sqrt(f['cov'][0][0]))} + ({fmt(f['slope'], math.sqrt(f['cov'][1][1]))}) x "
+                     f"(first-order law {f['first_order']:.3g} x), "
                      f"mu = 0.9 offset {fmt(f['offset'], math.sqrt(f['cov'][2][2]))}")
     for p in sorted(points, key=lambda p: (p["eta0"], p["x"])):
         parts.append(f"(eta0 {p['eta0']:g}, B {p['batch_size']}, mu {p['momentum']:g}: x = {p['x']:.3g}, burn-in "

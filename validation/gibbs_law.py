@@ -213,6 +213,22 @@ def first_order_slope(land, temperature: float, points: int | None = None) -> fl
     return float(cov(g2) / (w @ g2) - cov(lap) / (w @ lap))
 
 
+def first_order_mle_slope(land, temperature: float, points: int = 20001) -> float:
+    r"""The maximum-likelihood T's departure per unit lr at lr -> 0 (1-D): T_mle / T - 1 ~ c lr.
+
+    With the first-order law of :func:`first_order_slope`, the mean loss moves by
+    :math:`\eta\,\mathrm{Cov}(L, f_1)` and :math:`dE_T[L]/dT = \mathrm{Var}\,L / T^2`, so
+    :math:`c = T\,\mathrm{Cov}(L, f_1)/\mathrm{Var}\,L` (Gibbs averages by quadrature on the box).
+    """
+    x = np.linspace(*np.asarray(land.box, dtype=np.float64)[0], points)
+    loss, grad, lap = land.loss(x), land.grad(x), land.laplacian(x)
+    w = np.exp(-(loss - loss.min()) / temperature)
+    w /= w.sum()
+    f1 = grad**2 / (4 * temperature) - lap / 2
+    var = w @ loss**2 - (w @ loss) ** 2
+    return float(temperature * (w @ (loss * f1) - (w @ loss) * (w @ f1)) / var)
+
+
 def _curvatures(land, at) -> np.ndarray:
     """Eigenvalues of the Hessian at a point, by central differences of the analytic gradient."""
     at = np.asarray(at, dtype=np.float64)
