@@ -204,7 +204,7 @@ def main(argv=None):
                                    t_small=t_small, temperature=mle.value, t_se=mle.stderr,
                                    dep=mle.value / t_small - 1, se=mle.stderr / t_small,
                                    dep_conf=conf.value / t_small - 1, se_conf=conf.stderr / t_small,
-                                   burn=burn / steps_tau, steps=burn + window, equilibrated=burn / steps_tau
+                                   burn=burn / steps_tau, window=window / steps_tau, steps=burn + window, equilibrated=burn / steps_tau
                                    >= BURN_IN_RELAXATIONS, status=fit.status, spread=fit.departure,
                                    n_diverged=run.n_diverged))
     checks, fits = [], {}
@@ -224,7 +224,7 @@ def main(argv=None):
                      f"mu = 0.9 offset {fmt(f['offset'], math.sqrt(f['cov'][2][2]))}")
     for p in sorted(points, key=lambda p: (p["eta0"], p["x"])):
         parts.append(f"(eta0 {p['eta0']:g}, B {p['batch_size']}, mu {p['momentum']:g}: x = {p['x']:.3g}, burn-in "
-                     f"{p['burn']:.2g} relaxation times) T = {fmt(p['temperature'], p['t_se'])}, T/T_small - 1 = "
+                     f"{p['burn']:.2g} and window {p['window']:.2g} relaxation times) T = {fmt(p['temperature'], p['t_se'])}, T/T_small - 1 = "
                      f"{100 * p['dep']:+.2f}% ± {100 * p['se']:.2f}% (configurational {100 * p['dep_conf']:+.2f}% ± "
                      f"{100 * p['se_conf']:.2f}%), Gibbs test at its own T: {p['status']}"
                      + (f"; {p['n_diverged']} diverged" if p["n_diverged"] else ""))
