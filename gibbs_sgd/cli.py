@@ -183,10 +183,10 @@ def _demo_figure(d: dict, out: Path) -> Path:
     T = d["temperature"]
     cfg = res.config
     edges = res.hist_edges[0]
-    fig = Figure(figsize=(11.5, 5.4), dpi=130, layout="constrained")
+    fig = Figure(figsize=(13.5, 7.6), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     axs = fig.subplot_mosaic([["hist", "trace"], ["text", "text"]], width_ratios=[1.45, 1],
-                             height_ratios=[1, 0.2])
+                             height_ratios=[1, 0.24])
     ax, ax2, axt = axs["hist"], axs["trace"], axs["text"]
 
     # (a) histogram vs Gibbs, with the loss on a second axis
@@ -213,12 +213,14 @@ def _demo_figure(d: dict, out: Path) -> Path:
     ax.set_ylim(0, 1.3 * d["density"].max())
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = axl.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8.5, framealpha=0.95)
+    # legends below the axes: nothing covers the data or the numbers
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=10,
+              frameon=False)
     match = (f"left well: {d['left_fraction']:.3f} of samples\n(Gibbs {d['left_fraction_gibbs']:.3f}, start 0.5)\n"
              f"bins > 5% of peak:\n|hist/Gibbs - 1| max {d['max_rel_dev_bulk']:.1%}, rms {d['rms_rel_dev_bulk']:.1%}")
-    ax.text(0.02, 0.97, match, transform=ax.transAxes, va="top", ha="left", fontsize=8,
+    ax.text(0.02, 0.97, match, transform=ax.transAxes, va="top", ha="left", fontsize=10,
             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.75", alpha=0.95))
-    ax.set_title("SGD on a tilted double well: stationary histogram vs the Gibbs law", fontsize=11)
+    ax.set_title("SGD on a tilted double well: stationary histogram vs the Gibbs law", fontsize=12)
 
     # (b) equilibration: the chain-mean loss against the step
     steps, mean, se = d["trace"]
@@ -232,18 +234,19 @@ def _demo_figure(d: dict, out: Path) -> Path:
                label=rf"SGD, mean after burn-in: {ml.value:.4f} $\pm$ {ml.stderr:.1g}")
     eta_h = d["eta_h"]
     harmonic = d["harmonic_loss_bias"]
-    ax2.text(0.97, 0.58,
+    ax2.text(0.97, 0.95,
              f"plateau - Gibbs = {ml.value - d['gibbs_mean_loss']:.4f} $\\pm$ {ml.stderr:.1g}:\n"
-             rf"the finite-learning-rate bias; harmonic wells ($\eta h$ = {eta_h:.2g})"
+             "the finite-learning-rate bias;\n"
+             rf"harmonic wells ($\eta h$ = {eta_h:.2g}) give"
              "\n"
-             rf"give $(T/2)\,(1/(1-\eta h/2) - 1)$ = {harmonic:.4f}",
-             transform=ax2.transAxes, ha="right", va="center", fontsize=8,
+             rf"$(T/2)\,(1/(1-\eta h/2) - 1)$ = {harmonic:.4f}",
+             transform=ax2.transAxes, ha="right", va="top", fontsize=10,
              bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.75", alpha=0.95))
     ax2.set_xlim(0, cfg["n_steps"])
     ax2.set_xlabel("step")
     ax2.set_ylabel(r"mean loss $\langle L\rangle$")
-    ax2.set_title("Equilibration from a 50/50 start", fontsize=11)
-    ax2.legend(loc="upper right", fontsize=8.5, framealpha=0.95)
+    ax2.set_title("Equilibration from a 50/50 start", fontsize=12)
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, fontsize=10, frameon=False)
     ax2.grid(alpha=0.3)
 
     # settings
@@ -257,9 +260,9 @@ def _demo_figure(d: dict, out: Path) -> Path:
         f"{len(edges) - 1} bins, seed {cfg['seed']}, {cfg['dtype']};   "
         f"{d['rate'] / 1e6:.0f} M chain-steps/s on {cfg['threads']} threads ({d['wall_seconds']:.0f} s);   "
         f"gibbs_sgd {cfg['versions']['gibbs_sgd']}"
-        "\n" + textwrap.fill("fit: " + fit.verdict, width=160)
+        "\n" + textwrap.fill("fit: " + fit.verdict, width=150)
     )
-    axt.text(0.0, 0.5, settings, transform=axt.transAxes, va="center", ha="left", fontsize=8.5, color="0.2")
+    axt.text(0.0, 0.5, settings, transform=axt.transAxes, va="center", ha="left", fontsize=10, color="0.2")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out
