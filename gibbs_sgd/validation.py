@@ -219,6 +219,21 @@ def finish(args, row: Row, figure=None) -> Path:
     return out / f"{row.name}.json"
 
 
+def _git_commit() -> str | None:
+    """The checkout's short commit (with "+changes" when the tree differs from it), if any."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+changes" if dirty else "")) if head else None
+
+
 def build_report(out: Path = FIGURES, command: str | None = None) -> Path:
     """Assemble ``REPORT.md`` from every ``<name>.json`` row in ``out``."""
     out = Path(out)
@@ -226,8 +241,10 @@ def build_report(out: Path = FIGURES, command: str | None = None) -> Path:
     lines = ["# Validation report: the lecture's claims, measured", ""]
     if rows:
         modes = sorted({r["mode"] for r in rows})
+        commit = _git_commit()
         lines += [f"Run: `{command or 'python validation/run_all.py'}` ({', '.join(modes)} mode); "
-                  f"machine: {rows[0]['machine']}; date: {max(r['date'] for r in rows)}.", ""]
+                  f"machine: {rows[0]['machine']}; date: {max(r['date'] for r in rows)}"
+                  + (f"; code at commit {commit}" if commit else "") + ".", ""]
     def cells(values):
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in values) + " |"
 
@@ -237,7 +254,9 @@ def build_report(out: Path = FIGURES, command: str | None = None) -> Path:
     for r in rows:
         outcome = r.get("outcome") or "see details"
         deciding = r.get("deciding") or r["verdict"]
-        lines.append(cells([r["name"], f"**{outcome}**", deciding, f"[{r['name']}.png]({r['name']}.png)"]))
+        claim = r["claim"] if len(r["claim"]) <= 160 else r["claim"][:157].rstrip() + "..."
+        lines.append(cells([f"**{r['name']}**: {claim}", f"**{outcome}**", deciding,
+                            f"[{r['name']}.png]({r['name']}.png)"]))
     lines += ["", "## Details", ""]
     lines += ["| claim | what was run | measured | verdict |", "|---|---|---|---|"]
     for r in rows:

@@ -62,7 +62,7 @@ def test_report_leads_with_the_deciding_numbers(tmp_path):
                      checks=[Check(quantity="spread", value=0.002, stderr=0.001, tolerance=0.01)]))
     report = build_report(tmp_path).read_text()
     head = report.split("## Details")[0]
-    assert "| demo_claim | **holds** | spread = 0.0020 ± 0.0010 against 0 ± 0.01: holds |" in head
+    assert "| **demo_claim**: a claim | **holds** | spread = 0.0020 ± 0.0010 against 0 ± 0.01: holds |" in head
 
 
 def test_controls_and_refused_verdicts():
