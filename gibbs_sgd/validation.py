@@ -220,15 +220,15 @@ def finish(args, row: Row, figure=None) -> Path:
 
 
 def _git_commit() -> str | None:
-    """The checkout's short commit (with "+changes" when the tree differs from it), if any."""
+    """The checkout's short commit (with "+changes" when its code differs from it), if any."""
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gibbs_sgd",
+                                "validation"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (head + ("+changes" if dirty else "")) if head else None
