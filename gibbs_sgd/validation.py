@@ -26,7 +26,8 @@ import numpy as np
 
 from . import __version__
 
-__all__ = ["Check", "Row", "options", "finish", "build_report", "machine_description", "fmt", "combine"]
+__all__ = ["Check", "Row", "options", "finish", "build_report", "machine_description", "fmt", "combine",
+           "ratio", "worst_item", "rate_fit", "run_length", "burn_in_refusal"]
 
 FIGURES = Path(os.environ.get("GIBBS_SGD_FIGURES", Path(__file__).resolve().parent.parent / "figures"))
 
@@ -141,6 +142,168 @@ def combine(checks: list[Check]) -> tuple[str, str]:
     if open_:
         return "unresolved", max(open_, key=scale).sentence()
     return "holds", max(checks, key=scale).sentence()
+
+
+# -- helpers the scripts share: turning measured numbers into the numbers a Check reads ----------
+def ratio(value: float, stderr: float, reference: float, reference_stderr: float) -> tuple[float, float]:
+    r"""A ratio of two independent measurements and its standard error (first order).
+
+    .. math:: r = v / v_0, \qquad \sigma_r = |r|\,\sqrt{(\sigma/v)^2 + (\sigma_0/v_0)^2}.
+
+    Parameters
+    ----------
+    value, stderr : float, the numerator and its standard error
+    reference, reference_stderr : float, the denominator and its standard error (an independent run)
+
+    Returns
+    -------
+    (r, stderr of r) : tuple of floats
+
+    Example
+    -------
+    >>> r, se = ratio(2.0, 0.02, 1.0, 0.01)
+    >>> round(r, 6), round(se, 6)
+    (2.0, 0.028284)
+    """
+    r = value / reference
+    return r, abs(r) * math.hypot(stderr / value, reference_stderr / reference)
+
+
+def worst_item(items, tolerance: float) -> tuple[float, float]:
+    r"""The (|value|, stderr) that decides "max over items of |value| within tolerance".
+
+    With the checks' interval :math:`|v| \pm z\sigma` (``z = 2``): an item that fails (its whole
+    interval beyond the tolerance, :math:`|v| - z\sigma > t`) if there is one, the one farthest
+    beyond; otherwise the item whose interval reaches farthest, :math:`\max(|v| + z\sigma)`. A
+    :class:`Check` of the returned pair therefore holds, fails or is unresolved exactly as the
+    items would together. Items whose value is not finite are left out.
+
+    Parameters
+    ----------
+    items : iterable of (value, stderr) pairs (departures from their targets)
+    tolerance : float > 0, the tolerance the Check will use
+
+    Returns
+    -------
+    (|value|, stderr) : tuple of floats; ``(nan, inf)`` when no item has a finite value
+
+    Example
+    -------
+    >>> worst_item([(0.001, 0.001), (-0.004, 0.002), (0.02, 0.001)], 0.01)
+    (0.02, 0.001)
+    """
+    items = [it for it in items if np.isfinite(it[0])]
+    if not items:
+        return math.nan, math.inf
+    failing = [it for it in items if abs(it[0]) - _Z_CHECK * it[1] > tolerance]
+    if failing:
+        value, se = max(failing, key=lambda it: abs(it[0]) - _Z_CHECK * it[1])
+    else:
+        value, se = max(items, key=lambda it: abs(it[0]) + _Z_CHECK * it[1])
+    return abs(value), se
+
+
+def rate_fit(x, y, stderr) -> tuple[float, float, float, float]:
+    r"""The rate at which a departure vanishes: its exponent and its first-order coefficient.
+
+    From points :math:`(x_i, y_i \pm \sigma_i)`, by weighted least squares (weights
+    :math:`1/\sigma_i^2`):
+
+    * the coefficient :math:`a` of :math:`y = a x` (the exponent fixed at its predicted 1),
+      :math:`a = \sum w x y / \sum w x^2`, :math:`\sigma_a^2 = \max(1, \chi^2_a/(n-1)) / \sum w x^2`;
+    * the exponent :math:`p` of :math:`y = c x^p` (``c`` free), by
+      ``scipy.optimize.curve_fit``, its error scaled up by :math:`\sqrt{\chi^2_p/(n-2)}` when the
+      scatter exceeds the error bars.
+
+    Parameters
+    ----------
+    x : (n,) float array, the small parameter (> 0)
+    y : (n,) float array, the measured departures
+    stderr : (n,) float array, their standard errors (> 0)
+
+    Returns
+    -------
+    (a, stderr of a, p, stderr of p) : floats; ``(nan, inf, nan, inf)`` with fewer than 3 points
+
+    Example
+    -------
+    >>> a, se_a, p, se_p = rate_fit([0.1, 0.2, 0.4], [0.05, 0.1, 0.2], [0.001, 0.001, 0.001])
+    >>> round(a, 6), round(p, 6)
+    (0.5, 1.0)
+    """
+    from scipy import optimize
+
+    x, y, se = (np.asarray(v, float) for v in (x, y, stderr))
+    if x.size < 3:
+        return math.nan, math.inf, math.nan, math.inf
+    w = 1.0 / se**2
+    a = float(np.sum(w * x * y) / np.sum(w * x * x))
+    chi2_a = float(np.sum(w * (y - a * x) ** 2)) / (x.size - 1)
+    se_a = math.sqrt(max(1.0, chi2_a) / np.sum(w * x * x))
+    (c, p), cov = optimize.curve_fit(lambda x, c, p: c * x**p, x, y, p0=(a, 1.0), sigma=se, absolute_sigma=True)
+    chi2_p = float(np.sum(((y - c * x**p) / se) ** 2)) / max(x.size - 2, 1)
+    return a, se_a, float(p), float(math.sqrt(cov[1, 1] * max(1.0, chi2_p)))
+
+
+def run_length(tau: float, burn_tau: float, window_tau: float, cap: int, min_window: int) -> tuple[int, int]:
+    r"""A run's length and burn-in from its relaxation time.
+
+    .. math:: b = \lceil b_\tau \tau \rceil, \qquad n = b + \max(w_{min}, \lceil w_\tau \tau \rceil),
+
+    and, when :math:`n` exceeds the cap, :math:`n = \text{cap}` with the burn-in the same fraction of
+    it, :math:`b = \lfloor n\, b_\tau / (b_\tau + w_\tau) \rfloor` (the point is then under-burnt:
+    see :func:`burn_in_refusal`).
+
+    Parameters
+    ----------
+    tau : float > 0, the slowest relaxation time in steps
+    burn_tau, window_tau : float, burn-in and sampling window in relaxation times
+    cap : int, the most steps a run may take
+    min_window : int, the fewest steps sampled (for fast points, a relaxation time of a few steps)
+
+    Returns
+    -------
+    (n_steps, burn_in) : tuple of ints
+
+    Example
+    -------
+    >>> run_length(100.0, 6.0, 10.0, 10**6, 200)
+    (1600, 600)
+    >>> run_length(100.0, 6.0, 10.0, 400, 200)
+    (400, 150)
+    """
+    burn = math.ceil(burn_tau * tau)
+    steps = burn + max(min_window, math.ceil(window_tau * tau))
+    if steps > cap:
+        steps = cap
+        burn = int(steps * burn_tau / (burn_tau + window_tau))
+    return steps, burn
+
+
+def burn_in_refusal(burn_in: float, needed: float, unit: str = "relaxation times") -> str:
+    """The reason a point gets no verdict for too short a burn-in, or ``""`` when it is long enough.
+
+    Pass it as ``Check(..., no_verdict=burn_in_refusal(...))``: the check is then unresolved
+    whatever its numbers (a NaN burn-in counts as too short).
+
+    Parameters
+    ----------
+    burn_in : float, the burn-in run, in ``unit``
+    needed : float, the least burn-in a verdict accepts, in ``unit``
+    unit : str, the unit in words (relaxation times, slowest time scales, ...)
+
+    Returns
+    -------
+    str, ``""`` or e.g. ``"burn-in 3.2 < 5 relaxation times"``
+
+    Example
+    -------
+    >>> burn_in_refusal(6.0, 5.0)
+    ''
+    >>> burn_in_refusal(3.21, 5.0, "tau")
+    'burn-in 3.21 < 5 tau'
+    """
+    return "" if burn_in >= needed else f"burn-in {burn_in:.3g} < {needed:g} {unit}"
 
 
 @dataclass

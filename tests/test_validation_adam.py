@@ -5,43 +5,33 @@ Each script exposes the function that turns its measured numbers into :class:`Ch
 (``make_checks`` and its parts); these tests call them with made-up numbers, so they run in
 milliseconds and need no simulation.
 """
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gibbs_sgd.validation import Row
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"validation_{name}", ROOT / "validation" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from validation_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def abs_():
-    return _script("adam_batch_size")
+    return load_script("adam_batch_size")
 
 
 @pytest.fixture(scope="module")
 def aniso():
-    return _script("adam_anisotropic")
+    return load_script("adam_anisotropic")
 
 
 @pytest.fixture(scope="module")
 def avn():
-    return _script("adaptive_vs_normalisation")
+    return load_script("adaptive_vs_normalisation")
 
 
 @pytest.fixture(scope="module")
 def bias():
-    return _script("bias_correction")
+    return load_script("bias_correction")
 
 
 # -- adam_batch_size ---------------------------------------------------------------------------
@@ -159,7 +149,7 @@ def test_anisotropic_checks_follow_the_numbers(aniso):
     # a run whose burn-in is below 5 slowest time scales: every check refused
     res = _aniso_results(aniso, lrs)
     res[("Adam", 0.05)]["burn_in_multiple"] = 0.5
-    assert all(c.outcome == "unresolved" and "refused" in c.quantity for c in aniso.make_checks(res, lrs))
+    assert all(c.outcome == "unresolved" and "burn-in" in c.no_verdict for c in aniso.make_checks(res, lrs))
 
 
 def test_anisotropic_burn_in_covers_the_squared_gradient_horizon(aniso):
@@ -201,7 +191,7 @@ def test_adaptive_vs_normalisation_checks_follow_the_numbers(avn):
     adam[2]["temperature"] *= 1.03
     assert avn.make_checks(adam, rms, 5.0)[0].outcome == "fails"
     # a burn-in shorter than 5 slowest time scales: no verdict
-    assert all(c.outcome == "unresolved" and "refused" in c.quantity for c in avn.make_checks(adam, rms, 0.75))
+    assert all(c.outcome == "unresolved" and "burn-in" in c.no_verdict for c in avn.make_checks(adam, rms, 0.75))
 
 
 # -- bias_correction ---------------------------------------------------------------------------
@@ -222,4 +212,4 @@ def test_bias_correction_checks_follow_the_numbers(bias):
     assert [c.outcome for c in out] == ["fails", "holds", "fails"] and "0.50" in out[0].sentence()
     # the plateau measured too early is refused, whatever its value
     out = bias.make_checks(traces, plateaus, 0.3)
-    assert out[1].outcome == out[2].outcome == "unresolved" and "refused" in out[2].quantity
+    assert out[1].outcome == out[2].outcome == "unresolved" and "burn-in" in out[2].no_verdict

@@ -7,44 +7,34 @@ Each script turns its measurements into :class:`~gibbs_sgd.validation.Check` s w
 (no verdict) -- so a verdict cannot be a sentence fixed in advance. No simulation runs here; the
 scripts themselves run in ``tests/test_validation.py``.
 """
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gibbs_sgd as gs
 from gibbs_sgd.validation import combine
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"validation_{name}_under_test", ROOT / "validation" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from validation_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def batch_size():
-    return _script("batch_size")
+    return load_script("batch_size")
 
 
 @pytest.fixture(scope="module")
 def step_halving():
-    return _script("step_halving")
+    return load_script("step_halving")
 
 
 @pytest.fixture(scope="module")
 def convergence():
-    return _script("convergence")
+    return load_script("convergence")
 
 
 @pytest.fixture(scope="module")
 def early_speed():
-    return _script("early_speed")
+    return load_script("early_speed")
 
 
 def _outcomes(checks):

@@ -19,11 +19,12 @@ horizon 1/(1 - beta_s) = 1000 steps of the squared-gradient average.
     python validation/adam_anisotropic.py [--quick | --tiny] [--out FOLDER]
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, finish, fmt, options
+from gibbs_sgd.validation import Check, Row, burn_in_refusal, finish, fmt, options, ratio, worst_item
 
 H = [1.0, 10.0]
 SIGMA = 1.0
@@ -89,26 +90,6 @@ def measure(name, lr, size, seed):
             "burn_in_multiple": burn / slowest, "status": fit.status, "verdict": fit.verdict}
 
 
-def _ratio(t1, s1, t2, s2):
-    r = t1 / t2
-    return r, abs(r) * math.hypot(s1 / t1, s2 / t2)
-
-
-def _worst(items, tolerance):
-    """(value, stderr) of the item that decides "max |value| within tolerance": one that fails
-    (its whole 2-s.e. interval beyond the tolerance) if any, else the one whose interval reaches
-    farthest; so the max check holds, fails or is unresolved exactly as the items would together."""
-    items = [it for it in items if np.isfinite(it[0])]
-    if not items:
-        return math.nan, math.inf
-    failing = [it for it in items if abs(it[0]) - 2 * it[1] > tolerance]
-    if failing:
-        value, se = max(failing, key=lambda it: abs(it[0]) - 2 * it[1])
-    else:
-        value, se = max(items, key=lambda it: abs(it[0]) + 2 * it[1])
-    return abs(value), se
-
-
 def make_checks(results, lrs):
     """``results``: {(name, lr): {"T": (2,), "se": (2,), "burn_in_multiple": float}} -> the row's
     checks; every check is refused (unresolved) when a run's burn-in is below BURN_MULT slowest
@@ -118,40 +99,38 @@ def make_checks(results, lrs):
     # 1. the claim at the smallest lr: beta_g = 0 leaves every coordinate's T unchanged
     dep = []
     for i in range(len(H)):
-        r, se = _ratio(results[("Adam", small)]["T"][i], results[("Adam", small)]["se"][i],
+        r, se = ratio(results[("Adam", small)]["T"][i], results[("Adam", small)]["se"][i],
                        results[("Adam, beta_g = 0", small)]["T"][i], results[("Adam, beta_g = 0", small)]["se"][i])
         dep.append((r - 1, se))
-    v, se = _worst(dep, TOL_CLAIM)
+    v, se = worst_item(dep, TOL_CLAIM)
     checks.append(Check(f"max_i |T_i(beta_g = {BETA_G})/T_i(beta_g = 0) - 1| at lr = {small:g}", v, se, TOL_CLAIM))
     # 2. the departure at every lr against its mean-field prediction (the rate at which it vanishes)
     dev = []
     for lr in lrs:
         pa, pn = predicted("Adam", lr), predicted("Adam, beta_g = 0", lr)
         for i in range(len(H)):
-            r, se = _ratio(results[("Adam", lr)]["T"][i], results[("Adam", lr)]["se"][i],
+            r, se = ratio(results[("Adam", lr)]["T"][i], results[("Adam", lr)]["se"][i],
                            results[("Adam, beta_g = 0", lr)]["T"][i], results[("Adam, beta_g = 0", lr)]["se"][i])
             dev.append((r - pa[i] / pn[i], se))
-    v, se = _worst(dev, TOL_MEAN_FIELD)
+    v, se = worst_item(dev, TOL_MEAN_FIELD)
     checks.append(Check(f"max over lr = {lrs}, i of |T_i(beta_g = {BETA_G})/T_i(beta_g = 0) - mean field|", v, se,
                         TOL_MEAN_FIELD))
     # 3. Gibbs in the small-lr limit: T_2 / T_1 = 1 for Adam at the smallest lr
     f = results[("Adam", small)]
-    r, se = _ratio(f["T"][1], f["se"][1], f["T"][0], f["se"][0])
+    r, se = ratio(f["T"][1], f["se"][1], f["T"][0], f["se"][0])
     checks.append(Check(f"Adam: |T_2/T_1 - 1| at lr = {small:g} (a Gibbs law has 1)", r - 1, se, TOL_GIBBS))
     # 4. T_2/T_1 of every optimizer at every lr against the mean field (SGD: exact)
     dev = []
     for (name, lr), f in results.items():
         p = predicted(name, lr)
-        r, se = _ratio(f["T"][1], f["se"][1], f["T"][0], f["se"][0])
+        r, se = ratio(f["T"][1], f["se"][1], f["T"][0], f["se"][0])
         dev.append((r - p[1] / p[0], se))
-    v, se = _worst(dev, TOL_MEAN_FIELD)
+    v, se = worst_item(dev, TOL_MEAN_FIELD)
     checks.append(Check("max over optimizers and lr of |T_2/T_1 - prediction| (Adam: mean field, SGD: exact)", v, se,
                         TOL_MEAN_FIELD))
     shortest = min(f.get("burn_in_multiple", BURN_MULT) for f in results.values())
-    if not shortest >= BURN_MULT:
-        why = f" (refused: burn-in {shortest:.2g} < {BURN_MULT:g} slowest time scales)"
-        checks = [Check(c.quantity + why, c.value, math.inf, c.tolerance, c.target, c.relative) for c in checks]
-    return checks
+    refusal = burn_in_refusal(shortest, BURN_MULT, "slowest time scales")
+    return [replace(c, no_verdict=refusal) for c in checks]
 
 
 def _figure(results, lrs):
@@ -167,7 +146,7 @@ def _figure(results, lrs):
     for i, (h, marker) in enumerate(zip(H, "os")):
         d = []
         for lr in lrs:
-            r, se = _ratio(results[("Adam", lr)]["T"][i], results[("Adam", lr)]["se"][i],
+            r, se = ratio(results[("Adam", lr)]["T"][i], results[("Adam", lr)]["se"][i],
                            results[("Adam, beta_g = 0", lr)]["T"][i], results[("Adam, beta_g = 0", lr)]["se"][i])
             d.append((r - 1, se))
         ax.errorbar(lrs, [100 * a for a, _ in d], yerr=[200 * s for _, s in d], fmt=marker, ms=8, capsize=3,
@@ -182,7 +161,7 @@ def _figure(results, lrs):
     ax.set_title("Adam against gradient normalisation")
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2, fontsize=12, frameon=False)
     for k, name in enumerate(OPTIMIZERS):
-        rr = [_ratio(results[(name, lr)]["T"][1], results[(name, lr)]["se"][1], results[(name, lr)]["T"][0],
+        rr = [ratio(results[(name, lr)]["T"][1], results[(name, lr)]["se"][1], results[(name, lr)]["T"][0],
                      results[(name, lr)]["se"][0]) for lr in lrs]
         bx.errorbar(lrs, [r for r, _ in rr], yerr=[2 * s for _, s in rr], fmt="o", ms=8, capsize=3, color=f"C{k + 2}",
                     label=name)

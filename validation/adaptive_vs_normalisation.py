@@ -24,11 +24,12 @@ are refused (unresolved).
     python validation/adaptive_vs_normalisation.py [--quick | --tiny] [--out FOLDER]
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, finish, fmt, options
+from gibbs_sgd.validation import Check, Row, burn_in_refusal, finish, fmt, options, ratio, worst_item
 
 H, SIGMA, LR = 1.0, 1.0, 0.005
 BETA_S = 0.999
@@ -62,42 +63,27 @@ def slowest_time(kind, m):
     return max(1 / (lr_eff * H), 1 / (1 - m), 1 / (1 - BETA_S))
 
 
-def _worst(items, tolerance):
-    """(|value|, stderr) of the item deciding "max |value| within tolerance" (a failing one if
-    any, else the one whose 2-s.e. interval reaches farthest)."""
-    items = [it for it in items if np.isfinite(it[0])]
-    if not items:
-        return math.nan, math.inf
-    failing = [it for it in items if abs(it[0]) - 2 * it[1] > tolerance]
-    value, se = (max(failing, key=lambda it: abs(it[0]) - 2 * it[1]) if failing
-                 else max(items, key=lambda it: abs(it[0]) + 2 * it[1]))
-    return abs(value), se
-
-
 def make_checks(adam, rms, burn_in_multiple):
     """``adam``, ``rms``: lists of {"m", "temperature", "se", "t_mean_field"} (m = beta_g or mu);
     ``burn_in_multiple``: the smallest burn-in over the points in slowest time scales."""
     a0 = next(r for r in adam if r["m"] == 0.0)
     r0 = next(r for r in rms if r["m"] == 0.0)
 
-    def ratio(r, ref):
-        q = r["temperature"] / ref["temperature"]
-        return q, q * math.hypot(r["se"] / r["temperature"], ref["se"] / ref["temperature"])
+    def ratio_to(r, ref):
+        return ratio(r["temperature"], r["se"], ref["temperature"], ref["se"])
 
-    v, se = _worst([(q - 1, s) for q, s in (ratio(r, a0) for r in adam if r is not a0)], TOL_ADAM)
+    v, se = worst_item([(q - 1, s) for q, s in (ratio_to(r, a0) for r in adam if r is not a0)], TOL_ADAM)
     checks = [Check(f"Adam: max over beta_g = {[r['m'] for r in adam]} of |T(beta_g)/T(0) - 1|", v, se, TOL_ADAM)]
     hb = [(q * (1 - r["m"]) - 1, s * (1 - r["m"])) for r in rms if 0 < r["m"] <= MU_SMALL_LR
-          for q, s in [ratio(r, r0)]]
-    v, se = _worst(hb, TOL_HEAVY_BALL)
+          for q, s in [ratio_to(r, r0)]]
+    v, se = worst_item(hb, TOL_HEAVY_BALL)
     checks.append(Check(f"RMSprop: max over mu <= {MU_SMALL_LR} of |T(mu) (1 - mu)/T(0) - 1| (heavy ball: 0)",
                         v, se, TOL_HEAVY_BALL))
     mf = [(r["temperature"] / r["t_mean_field"] - 1, r["se"] / r["t_mean_field"]) for r in adam + rms]
-    v, se = _worst(mf, TOL_MEAN_FIELD)
+    v, se = worst_item(mf, TOL_MEAN_FIELD)
     checks.append(Check("Adam and RMSprop: max |T/T_mean_field - 1| over every point", v, se, TOL_MEAN_FIELD))
-    if not burn_in_multiple >= BURN_MULT:  # refuse: the burn-in is too short for a verdict
-        why = f" (refused: burn-in {burn_in_multiple:.2g} < {BURN_MULT:g} slowest time scales)"
-        checks = [Check(c.quantity + why, c.value, math.inf, c.tolerance, c.target, c.relative) for c in checks]
-    return checks
+    refusal = burn_in_refusal(burn_in_multiple, BURN_MULT, "slowest time scales")  # too short: no verdict
+    return [replace(c, no_verdict=refusal) for c in checks]
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ eta0, each a number against a tolerance fixed here:
 * at the academic edge x = ``X_ACADEMIC`` the line's departure is within ``ACADEMIC_TOL``;
 
 and one for the trend: the fitted slopes in x, pooled over eta0, equal the first-order finite-step
-law's (SGD's stationary law to first order in its step, gibbs_law.first_order_mle_slope, with the
+law's (SGD's stationary law to first order in its step, gs.theory.first_order_mle_slope, with the
 step B eta0 (1 - mu)/(1 + mu) that is exact on a quadratic) within ``FIRST_ORDER_TOL``.
 
 Each point's burn-in is stated in units of the slowest relaxation time of the Langevin dynamics
@@ -33,16 +33,13 @@ are refused). Chains start from the small-lr Gibbs law, so the burn-in relaxes t
     python validation/beta_from_eta0.py [--quick | --tiny] [--out FOLDER]
 """
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
 import gibbs_sgd as gs
+from gibbs_sgd.theory import first_order_mle_slope, langevin_relaxation_time
 from gibbs_sgd.validation import Check, Row, finish, fmt, options
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gibbs_law import first_order_mle_slope, langevin_relaxation_time  # noqa: E402  (shared theory; see the report)
 
 LAND = gs.landscapes.DoubleWell(barrier=1.0, tilt=0.3)
 SIGMA = 16.0

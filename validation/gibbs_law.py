@@ -15,13 +15,13 @@ checks that it goes to zero linearly:
   surface -- at several lr: a weighted line through departure(lr) must extrapolate to 0 at
   lr -> 0, and the departure per unit lr must be the same at the smallest and largest lr;
 * in 1-D the *exact* finite-lr stationary law exists (the stationary vector of SGD's Gaussian
-  transition kernel, computed on a grid: :func:`finite_lr_law`), and the measured departure must
+  transition kernel, computed on a grid: :func:`gs.theory.finite_lr_law`), and the measured departure must
   equal it at every lr; in any dimension the law is known to first order in lr (the Gibbs law
-  times 1 + lr (|grad L|^2/4T - Laplacian L/2): :func:`first_order_slope`), and on Mueller-Brown
+  times 1 + lr (|grad L|^2/4T - Laplacian L/2): :func:`gs.theory.first_order_slope`), and on Mueller-Brown
   the measured departure must equal that first-order one.
 
 Every run states its burn-in in units of the slowest relaxation time of the Langevin dynamics
-(the basin-exchange time on the double well and Mueller-Brown; :func:`langevin_relaxation_time`,
+(the basin-exchange time on the double well and Mueller-Brown; :func:`gs.theory.langevin_relaxation_time`,
 from the spectrum of the Fokker-Planck generator on a grid) and gives no verdict below
 ``BURN_IN_RELAXATIONS`` of them. Chains start from the small-lr Gibbs law, so the finite-lr
 departure is what the burn-in must relax: after 4 relaxation times at most e^-4 = 2% of it is left.
@@ -38,10 +38,9 @@ from the moments of the random linear recursion e' = (1 - lr a) e - lr b).
 import math
 
 import numpy as np
-from scipy import linalg, sparse, special
-from scipy.sparse.linalg import eigsh
 
 import gibbs_sgd as gs
+from gibbs_sgd.theory import finite_lr_law, first_order_slope, langevin_relaxation_time
 from gibbs_sgd.validation import Check, Row, finish, fmt, options
 
 # -- sizes: chains per run, and the fraction of the stated burn-in and window actually run ------
@@ -82,152 +81,6 @@ SERIES = {
     "Mueller-Brown": dict(land=MB, t=MB_T, lr_h={"quick": [0.08, 0.04], "full": [0.08, 0.04, 0.02]}, thin=10,
                           window=2.0),
 }
-
-
-# =============================================================================================
-# Theory: relaxation times and the exact finite-lr law in 1-D
-# =============================================================================================
-def langevin_relaxation_time(land, temperature: float, points: int | None = None) -> float:
-    r"""Slowest relaxation time of :math:`d\Phi = -\nabla L\,dt + \sqrt{2T}\,dW` on the landscape's box.
-
-    The Fokker-Planck generator is discretised on a regular grid with the square-root rates
-    :math:`k_{i\to j} = (T/\Delta^2)\,e^{-(L_j - L_i)/2T}` between neighbours (detailed balance
-    with :math:`e^{-L/T}`; reflecting walls, or periodic ones on a torus); symmetrised, its
-    off-diagonal entries are all :math:`T/\Delta^2`. The relaxation time is :math:`-1/\lambda_2`,
-    :math:`\lambda_2` the eigenvalue next to 0: the slowest decay of any observable, the basin-
-    exchange time where there are basins. In time units: SGD steps are t / lr.
-    """
-    d = land.dim
-    points = points or (2000 if d == 1 else 150)  # converged to 1e-5 (1-D) and 1e-3 (Mueller-Brown)
-    box = np.asarray(land.box, dtype=np.float64)
-    periodic = land.period is not None
-    axes = [np.linspace(lo, hi, points, endpoint=not periodic) for lo, hi in box]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
-    u = land.loss(grid if d > 1 else grid[:, 0]).reshape((points,) * d) / temperature
-    idx = np.arange(points**d).reshape((points,) * d)
-    rows, cols, vals, diag = [], [], [], np.zeros(points**d)
-    for ax in range(d):
-        k = temperature / (axes[ax][1] - axes[ax][0]) ** 2
-        nxt = np.roll(idx, -1, axis=ax)
-        u_next = np.roll(u, -1, axis=ax)
-        keep = np.ones_like(idx, dtype=bool)
-        if not periodic:
-            keep[(slice(None),) * ax + (-1,)] = False
-        a, b = idx[keep], nxt[keep]
-        du = (u_next - u)[keep]
-        np.add.at(diag, a, -k * np.exp(-du / 2))
-        np.add.at(diag, b, -k * np.exp(du / 2))
-        rows += [a, b]
-        cols += [b, a]
-        vals += [np.full(a.size, k)] * 2
-    s = sparse.coo_matrix((np.concatenate(vals + [diag]), (np.concatenate(rows + [idx.ravel()]),
-                                                          np.concatenate(cols + [idx.ravel()])))).tocsc()
-    w = np.sort(eigsh(s, k=2, sigma=1e-9, which="LM", return_eigenvectors=False))
-    return float(-1.0 / w[0])
-
-
-def _finite_lr_grid(land, lr, temperature, per_width, periodic):
-    """Stationary vector of 1-D SGD's transition kernel N(x - lr L'(x), 2 T lr) on cells of width
-    s / per_width (s the kernel's standard deviation), mass leaving the box reflected into it."""
-    lo, hi = (float(v) for v in land.box[0])
-    s = math.sqrt(2.0 * temperature * lr)
-    n = int(math.ceil((hi - lo) / (s / per_width)))
-    dx = (hi - lo) / n
-    x = lo + dx * (np.arange(n) + 0.5)
-    mean = x - lr * land.grad(x)
-    reach = int(math.ceil(8 * s / dx)) + 1  # the kernel beyond 8 s holds < 1e-15
-    start = np.floor((mean - lo) / dx).astype(np.int64) - reach
-    j = start[:, None] + np.arange(2 * reach + 1)[None, :]
-    p = np.diff(special.ndtr((lo + dx * np.concatenate([j, j[:, -1:] + 1], 1) - mean[:, None]) / s), axis=1)
-    i = np.repeat(np.arange(n), j.shape[1])
-    j, p = j.ravel(), p.ravel()
-    if periodic:
-        j = j % n
-    else:
-        keep = (j >= 0) & (j < n)
-        i, j, p = i[keep], j[keep], p[keep]
-    kernel = sparse.coo_matrix((p, (i, j)), shape=(n, n)).tocsr()
-    kernel = sparse.diags(1.0 / np.asarray(kernel.sum(1)).ravel()) @ kernel
-    # balance pi = pi K with pi = 1 at the most probable cell (its own equation dropped): the rest
-    # is a banded system (a dense one on a torus, whose kernel wraps around)
-    k0 = int(np.argmin(land.loss(x)))
-    a = (kernel.T - sparse.identity(n)).tocsr()
-    keep = np.arange(n) != k0
-    rhs = -a[keep][:, [k0]].toarray().ravel()
-    sub = a[keep][:, keep]
-    if periodic:
-        rest = np.linalg.solve(sub.toarray(), rhs)
-    else:
-        coo = sub.tocoo()
-        lower, upper = int(max(0, (coo.row - coo.col).max())), int(max(0, (coo.col - coo.row).max()))
-        band = np.zeros((lower + upper + 1, n - 1))
-        band[upper + coo.row - coo.col, coo.col] = coo.data
-        rest = linalg.solve_banded((lower, upper), band, rhs)
-    pi = np.insert(rest, k0, 1.0)
-    return x, pi / pi.sum()
-
-
-def finite_lr_law(land, lr: float, temperature: float) -> dict:
-    r"""Exact stationary averages of 1-D SGD with Gaussian noise at finite lr.
-
-    SGD with noise of variance :math:`2T/\eta` per step is the Markov chain
-    :math:`x' \sim \mathcal N(x - \eta L'(x), 2T\eta)`; its stationary density is the eigenvector of
-    this kernel for eigenvalue 1, computed on cells of width s/6 and s/12 (s the kernel's
-    width) and Richardson-extrapolated (the cell error is O(width^2)): exact to ~1e-6 relative on
-    a quadratic, where :math:`T_\text{conf} = T/(1 - \eta h/2)`. Returns the configurational
-    temperature and the mean loss.
-    """
-    periodic = land.period is not None
-    out = []
-    for per_width in (6, 12):
-        x, pi = _finite_lr_grid(land, lr, temperature, per_width, periodic)
-        out.append(np.array([pi @ land.grad(x) ** 2 / (pi @ land.laplacian(x)), pi @ land.loss(x)]))
-    best = (4 * out[1] - out[0]) / 3
-    return {"configurational": float(best[0]), "mean_loss": float(best[1])}
-
-
-def first_order_slope(land, temperature: float, points: int | None = None) -> float:
-    r"""The configurational departure per unit lr at lr -> 0, in any dimension: T_conf / T - 1 ~ c lr.
-
-    To first order in lr the stationary law of SGD with Gaussian noise of variance 2T/lr (the
-    Euler-Maruyama chain of the Langevin dynamics) is
-    :math:`\rho \propto e^{-L/T}\,(1 + \eta f_1)`, :math:`f_1 = |\nabla L|^2/4T - \Delta L/2`
-    (on a quadratic this is the expansion of the exact Lyapunov law; in 1-D it agrees with
-    :func:`finite_lr_law`, see the tests), so
-    :math:`c = \mathrm{Cov}(|\nabla L|^2, f_1)/E|\nabla L|^2 - \mathrm{Cov}(\Delta L, f_1)/E\,\Delta L`,
-    the averages over the Gibbs law by quadrature on the landscape's box.
-    """
-    d = land.dim
-    points = points or (20001 if d == 1 else 400)  # quadrature converged to 1e-6 (Mueller-Brown: 300..800)
-    axes = [np.linspace(lo, hi, points) for lo, hi in np.asarray(land.box, dtype=np.float64)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
-    pts = grid if d > 1 else grid[:, 0]
-    loss, grad, lap = land.loss(pts), land.grad(pts), land.laplacian(pts)
-    g2 = (grad**2).reshape(len(loss), -1).sum(1)
-    w = np.exp(-(loss - loss.min()) / temperature)
-    w /= w.sum()
-    f1 = g2 / (4 * temperature) - lap / 2
-
-    def cov(a):
-        return w @ (a * f1) - (w @ a) * (w @ f1)
-
-    return float(cov(g2) / (w @ g2) - cov(lap) / (w @ lap))
-
-
-def first_order_mle_slope(land, temperature: float, points: int = 20001) -> float:
-    r"""The maximum-likelihood T's departure per unit lr at lr -> 0 (1-D): T_mle / T - 1 ~ c lr.
-
-    With the first-order law of :func:`first_order_slope`, the mean loss moves by
-    :math:`\eta\,\mathrm{Cov}(L, f_1)` and :math:`dE_T[L]/dT = \mathrm{Var}\,L / T^2`, so
-    :math:`c = T\,\mathrm{Cov}(L, f_1)/\mathrm{Var}\,L` (Gibbs averages by quadrature on the box).
-    """
-    x = np.linspace(*np.asarray(land.box, dtype=np.float64)[0], points)
-    loss, grad, lap = land.loss(x), land.grad(x), land.laplacian(x)
-    w = np.exp(-(loss - loss.min()) / temperature)
-    w /= w.sum()
-    f1 = grad**2 / (4 * temperature) - lap / 2
-    var = w @ loss**2 - (w @ loss) ** 2
-    return float(temperature * (w @ (loss * f1) - (w @ loss) * (w @ f1)) / var)
 
 
 def _curvatures(land, at) -> np.ndarray:

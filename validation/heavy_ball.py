@@ -30,10 +30,9 @@ Checks, every tolerance fixed below before the run:
 import math
 
 import numpy as np
-from scipy import optimize
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, combine, finish, fmt, options
+from gibbs_sgd.validation import Check, Row, burn_in_refusal, combine, finish, fmt, options, rate_fit, run_length
 
 H, SIGMA = 1.0, 1.0
 ETA0 = 0.005  # eta0 h: B eta0 h = 0.005 at B = 1
@@ -70,11 +69,7 @@ def t_exact(lr, mu, batch):
 
 def _point(lr, mu, batch, size):
     tau = gs.theory.relaxation_time(_opt(lr, mu), [[H]])
-    burn = math.ceil(size["burn_tau"] * tau)
-    steps = burn + max(MIN_WINDOW, math.ceil(size["window_tau"] * tau))
-    if steps > size["cap"]:
-        steps = size["cap"]
-        burn = int(steps * size["burn_tau"] / (size["burn_tau"] + size["window_tau"]))
+    steps, burn = run_length(tau, size["burn_tau"], size["window_tau"], size["cap"], MIN_WINDOW)
     return {"lr": lr, "momentum": mu, "batch_size": batch, "n_steps": steps, "burn_in": burn}
 
 
@@ -107,26 +102,9 @@ def _equilibrated(p):
     return p["burn_tau"] >= MIN_BURN_TAU
 
 
-def _gate(p, quantity):
-    if _equilibrated(p):
-        return quantity, p["ratio_se"]
-    return f"{quantity} [burn-in {p['burn_tau']:.1f} tau < {MIN_BURN_TAU:g} tau: no verdict]", math.inf
-
-
-def rate_fit(x, y, se):
-    """The departure's rate from points (x, y = delta, se): the exponent p of y = c x^p (c free)
-    and the coefficient a of y = a x (p fixed at its predicted 1), by weighted least squares:
-    (a, se_a, p, se_p); errors scaled up by sqrt(chi2/dof) when the scatter exceeds the error bars."""
-    x, y, se = (np.asarray(v, float) for v in (x, y, se))
-    if x.size < 3:
-        return math.nan, math.inf, math.nan, math.inf
-    w = 1.0 / se**2
-    a = float(np.sum(w * x * y) / np.sum(w * x * x))
-    chi2_a = float(np.sum(w * (y - a * x) ** 2)) / (x.size - 1)
-    se_a = math.sqrt(max(1.0, chi2_a) / np.sum(w * x * x))
-    (c, p), cov = optimize.curve_fit(lambda x, c, p: c * x**p, x, y, p0=(a, 1.0), sigma=se, absolute_sigma=True)
-    chi2_p = float(np.sum(((y - c * x**p) / se) ** 2)) / max(x.size - 2, 1)
-    return a, se_a, float(p), float(math.sqrt(cov[1, 1] * max(1.0, chi2_p)))
+def _refusal(p):
+    """No verdict on a point with less than MIN_BURN_TAU relaxation times of burn-in."""
+    return burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")
 
 
 def fixed_exponents(points):
@@ -163,9 +141,8 @@ def checks(points):
     rule = [p for p in points if p["rule"]]
     smallest = min(p["b_eta0_h"] for p in rule)
     for p in sorted((p for p in rule if p["b_eta0_h"] == smallest), key=lambda p: p["momentum"]):
-        q, se = _gate(p, f"lr = (1-mu) B eta0: T/(eta0 sigma^2/2) - 1 at B eta0 h = {smallest:g}, "
-                         f"mu = {p['momentum']:g}")
-        out.append(Check(q, p["ratio"] - 1.0, se, CLAIM_TOL))
+        out.append(Check(f"lr = (1-mu) B eta0: T/(eta0 sigma^2/2) - 1 at B eta0 h = {smallest:g}, "
+                         f"mu = {p['momentum']:g}", p["ratio"] - 1.0, p["ratio_se"], CLAIM_TOL, no_verdict=_refusal(p)))
     ok = [p for p in rule if _equilibrated(p) and p["x"] <= RATE_X_MAX]
     dep = [departure(p) for p in ok]
     a, sa, pw, sp = rate_fit([p["x"] for p in ok], [d[0] for d in dep], [d[1] for d in dep])
@@ -176,8 +153,8 @@ def checks(points):
                      relative=True))
     for p in points:
         where = (f"B eta0 h = {p['b_eta0_h']:g}" if p["rule"] else f"fixed lr = {p['lr']:g}, B = {p['batch_size']}")
-        q, se = _gate(p, f"T/T_exact at {where}, mu = {p['momentum']:g}")
-        out.append(Check(q, p["ratio"] / p["exact"], se / p["exact"], EXACT_TOL, target=1.0, relative=True))
+        out.append(Check(f"T/T_exact at {where}, mu = {p['momentum']:g}", p["ratio"] / p["exact"],
+                         p["ratio_se"] / p["exact"], EXACT_TOL, target=1.0, relative=True, no_verdict=_refusal(p)))
     return out
 
 
