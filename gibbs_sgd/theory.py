@@ -67,6 +67,11 @@ __all__ = [
     "finite_lr_law",
     "first_order_slope",
     "first_order_mle_slope",
+    "online_least_squares_moments",
+    "least_squares_moments",
+    "least_squares_moment_factor",
+    "least_squares_relaxation_time",
+    "least_squares_stationary_loss",
     "UnstableError",
 ]
 
@@ -541,3 +546,176 @@ def first_order_mle_slope(land, temperature: float, points: int = 20001) -> floa
     f1 = grad**2 / (4 * temperature) - lap / 2
     var = w @ loss**2 - (w @ loss) ** 2
     return float(temperature * (w @ (loss * f1) - (w @ loss) * (w @ f1)) / var)
+
+
+# -- least squares: SGD whose noise depends on the state ----------------------------------------------
+# (used by validation/batch_size.py, validation/step_halving.py and validation/early_speed.py)
+def online_least_squares_moments(batch_size: float = 1, input_std: float = 1.0,
+                                 noise_std: float = 1.0) -> tuple[float, float, float]:
+    r"""The moments of SGD's linear recursion for online least squares with Gaussian inputs.
+
+    Fresh examples :math:`x \sim \mathcal N(0, s_x^2)`, :math:`y = w^* x + s\,\epsilon`; the per-example
+    gradient at :math:`e = w - w^*` is :math:`x^2 e - s\,x\epsilon`, so the batch mean is
+    :math:`A_B e - R_B` with
+
+    .. math:: h = E\,x^2 = s_x^2, \qquad \operatorname{Var} A_B = 2 h^2 / B \;(E\,x^4 = 3 s_x^4),
+              \qquad \operatorname{Var} R_B = s^2 h / B.
+
+    Parameters
+    ----------
+    batch_size : number in [1, 2**53]
+    input_std : float > 0, :math:`s_x`
+    noise_std : float >= 0, the label noise :math:`s`
+
+    Returns
+    -------
+    (curvature h, curvature_variance Var A_B, force_variance Var R_B) : floats, the arguments of
+    :func:`least_squares_stationary_loss`
+
+    Example
+    -------
+    >>> online_least_squares_moments(4, input_std=1.0, noise_std=2.0)
+    (1.0, 0.5, 1.0)
+    """
+    b = _batch(batch_size)
+    h = check_positive("input_std", input_std) ** 2
+    s2 = check_positive("noise_std", noise_std, allow_zero=True) ** 2
+    return h, 2.0 * h * h / b, s2 * h / b
+
+
+def least_squares_moments(inputs, residuals, batch_size: float, replace: bool = True) -> tuple[float, float, float]:
+    r"""The moments of SGD's linear recursion for least squares on a finite data set of n examples.
+
+    The per-example gradient at :math:`e = w - w^*` is :math:`x_i^2 e - x_i r_i` (:math:`r_i` the
+    residual at the minimum, so :math:`\sum_i x_i r_i = 0`); a batch of B indices gives
+    :math:`A_B e - R_B` with :math:`A_B`, :math:`R_B` the batch means of :math:`x^2` and :math:`x r`:
+
+    .. math:: h = \overline{x^2}, \qquad \operatorname{Var} A_B = f\,\operatorname{var}(x^2)/B,
+              \qquad \operatorname{Var} R_B = f\,\overline{(x r)^2}/B,
+
+    the data-set variances (over 1/n) divided by B, times the finite-population factor
+    :math:`f = (n - B)/(n - 1)` when the batch is drawn without replacement (two distinct draws
+    have covariance :math:`-\operatorname{var}/(n - 1)`), :math:`f = 1` with replacement. With
+    constant inputs this is mean estimation (``Var A_B = 0``).
+
+    Parameters
+    ----------
+    inputs : (n,) float array, the examples' inputs :math:`x_i` (1-D weight)
+    residuals : (n,) float array, :math:`r_i = y_i - w^* x_i` at the least-squares solution
+    batch_size : number in [1, n] (B)
+    replace : bool, batches drawn with replacement (True) or as B-subsets (False)
+
+    Returns
+    -------
+    (curvature h, curvature_variance Var A_B, force_variance Var R_B) : floats, the arguments of
+    :func:`least_squares_stationary_loss`
+
+    Example
+    -------
+    >>> least_squares_moments([1.0, -1.0], [0.5, 0.5], 1)
+    (1.0, 0.0, 0.25)
+    """
+    x = np.asarray(inputs, dtype=np.float64).ravel()
+    r = np.asarray(residuals, dtype=np.float64).ravel()
+    n = x.shape[0]
+    f = 1.0 if replace else (n - batch_size) / (n - 1)
+    h = float(np.mean(x * x))
+    return h, float(np.var(x * x)) * f / batch_size, float(np.mean((x * r) ** 2)) * f / batch_size
+
+
+def least_squares_moment_factor(lr: float, curvature: float, curvature_variance: float = 0.0) -> float:
+    r"""The factor of SGD's second-moment recursion on least squares: :math:`q' = a\,q + \eta^2 \operatorname{Var} R_B`.
+
+    With :math:`e' = (1 - \eta A_B) e + \eta R_B`, :math:`A_B`, :math:`R_B` independent of
+    :math:`e` and :math:`E R_B = 0`, the second moment :math:`q = E e^2` obeys the recursion above with
+
+    .. math:: a = E(1 - \eta A_B)^2 = (1 - \eta h)^2 + \eta^2 \operatorname{Var} A_B
+
+    (online Gaussian inputs, B = 1, h = 1: :math:`a = 1 - 2\eta + 3\eta^2`; additive noise:
+    :math:`(1 - \eta h)^2`). Stationary for :math:`a < 1`.
+
+    Parameters
+    ----------
+    lr : float, the learning rate :math:`\eta`
+    curvature : float, :math:`h = E A_B`
+    curvature_variance : float >= 0, :math:`\operatorname{Var} A_B`
+
+    Returns
+    -------
+    float, a
+
+    Example
+    -------
+    >>> round(least_squares_moment_factor(0.1, 1.0, 2.0), 12)  # 1 - 2 lr + 3 lr^2
+    0.83
+    """
+    return (1.0 - lr * curvature) ** 2 + lr * lr * curvature_variance
+
+
+def least_squares_relaxation_time(lr: float, curvature: float, curvature_variance: float = 0.0) -> float:
+    r"""The slowest relaxation of SGD on least squares, in steps.
+
+    The mean error decays as :math:`(1 - \eta h)^t` and the error's scale :math:`\sqrt q` as
+    :math:`a^{t/2}` (:func:`least_squares_moment_factor`), so
+
+    .. math:: \tau = \max\big(-1/\log|1 - \eta h|,\; -2/\log a\big)
+
+    (the two are equal with additive noise; the second is longer when the curvature is random).
+
+    Parameters
+    ----------
+    lr : float, the learning rate (stable: :math:`a < 1`)
+    curvature, curvature_variance : float, :math:`h` and :math:`\operatorname{Var} A_B`
+
+    Returns
+    -------
+    float, :math:`\tau` in steps
+
+    Example
+    -------
+    >>> round(least_squares_relaxation_time(0.1, 1.0, 0.0), 3)  # -1 / log(0.9)
+    9.491
+    """
+    a = least_squares_moment_factor(lr, curvature, curvature_variance)
+    return max(-1.0 / math.log(abs(1.0 - lr * curvature)), -2.0 / math.log(a))
+
+
+def least_squares_stationary_loss(lr: float, curvature: float, curvature_variance: float = 0.0,
+                                  force_variance: float = 1.0) -> float:
+    r"""Exact stationary mean loss above the minimum of SGD on least squares, at finite lr.
+
+    SGD on least squares is the random linear recursion :math:`e' = (1 - \eta A_B) e + \eta R_B`
+    (:math:`A_B`, :math:`R_B` drawn afresh each step, independent of :math:`e`, :math:`E R_B = 0`:
+    :func:`least_squares_moments`, :func:`online_least_squares_moments`), so the second moment
+    closes whatever the law of the noise: :math:`q = a q + \eta^2 \operatorname{Var} R_B` with
+    :math:`a = (1 - \eta h)^2 + \eta^2 \operatorname{Var} A_B`. Its fixed point gives
+
+    .. math:: \langle L\rangle - L^* = \frac{h q}{2}
+              = \frac{h\,\eta \operatorname{Var} R_B}{2\,(2h - \eta(h^2 + \operatorname{Var} A_B))},
+
+    and the temperature :math:`T = 2(\langle L\rangle - L^*)`. Special cases: online Gaussian
+    inputs at B = 1, h = 1: :math:`\eta s^2 / (2(2 - 3\eta))`; additive noise
+    (:math:`\operatorname{Var} A_B = 0`): :math:`\eta s^2/(2(2 - \eta h))`, as
+    :func:`sgd_stationary_variance_1d`. Derived in the lecture's setting by
+    ``validation/batch_size.py`` (finite data set) and ``validation/step_halving.py`` (online).
+
+    Parameters
+    ----------
+    lr : float > 0, the learning rate :math:`\eta`
+    curvature : float > 0, :math:`h = E A_B`
+    curvature_variance : float >= 0, :math:`\operatorname{Var} A_B`
+    force_variance : float >= 0, :math:`\operatorname{Var} R_B`
+
+    Returns
+    -------
+    float, the stationary mean loss above the minimum; ``inf`` where there is no stationary law
+    (:math:`\eta(h^2 + \operatorname{Var} A_B) \ge 2h`)
+
+    Example
+    -------
+    >>> h, va, vr = online_least_squares_moments(1)
+    >>> round(least_squares_stationary_loss(0.2, h, va, vr), 12)  # lr / (2 (2 - 3 lr))
+    0.071428571429
+    """
+    den = 2.0 * curvature - lr * (curvature * curvature + curvature_variance)
+    return 0.5 * (curvature * lr * force_variance / den) if den > 0 else math.inf

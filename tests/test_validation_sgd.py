@@ -7,8 +7,6 @@ Each script turns its measurements into :class:`~gibbs_sgd.validation.Check` s w
 (no verdict) -- so a verdict cannot be a sentence fixed in advance. No simulation runs here; the
 scripts themselves run in ``tests/test_validation.py``.
 """
-import math
-
 import numpy as np
 import pytest
 
@@ -119,19 +117,19 @@ def test_batch_size_refuses_a_verdict_on_a_short_burn_in(batch_size):
     ("online least squares", lambda lr: lr / (2 * (2 - 3 * lr))),
 ])
 def test_step_halving_exact_laws(step_halving, name, law):
-    _, lr0, a_of, _ = step_halving.PROBLEMS[name]
+    _, lr0, moments, _ = step_halving.PROBLEMS[name]
     for lr in (lr0, lr0 / 8, 1e-3):
-        assert step_halving.plateau_exact(a_of, lr) == pytest.approx(law(lr), rel=1e-12)
+        assert step_halving.plateau_exact(moments, lr) == pytest.approx(law(lr), rel=1e-12)
     # the recursion from Phi_0 relaxes onto the plateau
-    trace = step_halving.exact_trace(a_of, np.full(4000, lr0 / 4), 4.0)
+    trace = step_halving.exact_trace(moments, np.full(4000, lr0 / 4), 4.0)
     assert trace[-1] == pytest.approx(law(lr0 / 4), rel=1e-9)
 
 
 def _sh_series(module, scale=None, burn=8.0):
     series = {}
-    for name, (_, lr0, a_of, law) in module.PROBLEMS.items():
+    for name, (_, lr0, moments, law) in module.PROBLEMS.items():
         lrs = [lr0 * 0.5**k for k in range(module.N_PHASES)]
-        exact = [module.plateau_exact(a_of, lr) for lr in lrs]
+        exact = [module.plateau_exact(moments, lr) for lr in lrs]
         f = (scale or {}).get(name, {})
         series[name] = dict(lrs=lrs, exact=exact, burn_tau=[burn] * len(lrs),
                             plateaus=[(e * f.get(k, 1.0), 0.002 * e) for k, e in enumerate(exact)])
@@ -209,21 +207,23 @@ def test_convergence_verdict_follows_the_numbers(convergence):
 
 
 # -- early_speed -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quadratic, Gaussian noise", "online least squares"])
-def test_early_speed_exact_loss_is_the_recursion(early_speed, name):
-    _, lrs, a_of = early_speed.PROBLEMS[name]
+# the second-moment recursion's factor a(lr), written out by hand: E(1 - lr x^2)^2 with E x^4 = 3
+@pytest.mark.parametrize("name, a_of", [("quadratic, Gaussian noise", lambda lr: (1.0 - lr) ** 2),
+                                        ("online least squares", lambda lr: 1 - 2 * lr + 3 * lr * lr)])
+def test_early_speed_exact_loss_is_the_recursion(early_speed, name, a_of):
+    _, lrs, moments = early_speed.PROBLEMS[name]
     for lr in lrs:
         q = early_speed.PHI0**2
         for _ in range(25):
             q = a_of(lr) * q + lr * lr * early_speed.SIGMA**2
-        assert early_speed.exact_loss(a_of, lr, 25) == pytest.approx(q / 2, rel=1e-12)
+        assert early_speed.exact_loss(moments, lr, 25) == pytest.approx(q / 2, rel=1e-12)
 
 
 def _es_series(module, burn=20.0, swap_early=False, swap_late=False):
     series = {}
-    for name, (_, lrs, a_of) in module.PROBLEMS.items():
-        early = [float(module.exact_loss(a_of, lr, module.T_EARLY)) for lr in lrs]
-        late = [0.5 * lr * lr * module.SIGMA**2 / (1 - a_of(lr)) for lr in lrs]
+    for name, (_, lrs, moments) in module.PROBLEMS.items():
+        early = [float(module.exact_loss(moments, lr, module.T_EARLY)) for lr in lrs]
+        late = [gs.theory.least_squares_stationary_loss(lr, *moments) for lr in lrs]
         s = dict(lrs=lrs, early_exact=list(early), late_exact=list(late), burn_tau=[burn] * len(lrs))
         if swap_early:
             early = early[::-1]

@@ -84,15 +84,13 @@ def least_squares_data():
 
 def _moments(noise, batch: float):
     """(H, variance of the batch-mean curvature A_B, variance of the batch-mean residual force R_B)
-    for the per-example gradient x_i^2 e - x_i r_i, e = w - w*: the data-set variances over B,
-    times (n - B)/(n - 1) without replacement (zero curvature variance for mean estimation)."""
-    n = noise.data.shape[0]
-    f = 1.0 if noise.replace else (n - batch) / (n - 1)
+    of the data set (gs.theory.least_squares_moments; mean estimation: zero curvature variance)."""
     if isinstance(noise, gs.noise.LinearRegression):
         x = noise.inputs[:, 0]
-        h = float(np.mean(x * x))
-        r = noise.targets - x * float(noise.landscape.center[0])
-        return h, float(np.var(x * x)) * f / batch, float(np.mean((x * r) ** 2)) * f / batch
+        return gs.theory.least_squares_moments(x, noise.targets - x * float(noise.landscape.center[0]), batch,
+                                               noise.replace)
+    n = noise.data.shape[0]
+    f = 1.0 if noise.replace else (n - batch) / (n - 1)
     return float(noise.landscape.hessian[0, 0]), 0.0, float(noise.per_example_covariance()[0, 0]) * f / batch
 
 
@@ -100,14 +98,11 @@ def t_exact(noise, lr: float, batch: float) -> float:
     """Exact stationary T = 2 (<L> - L*) = h E e^2 of SGD at finite lr.
 
     Mean estimation: gs.theory's Lyapunov solution, h lr S f / (B h (2 - lr h)), with the
-    finite-population factor f without replacement. Least squares: e' = (1 - lr A_B) e + lr R_B
-    with A_B, R_B the batch means of x^2 and x r (independent of e, E R_B = 0), so
-    E e^2 = lr^2 Var R_B / (1 - E(1 - lr A_B)^2) and T = H lr Var R_B / (2 H - lr (H^2 + Var A_B)).
+    finite-population factor f without replacement. Least squares: e' = (1 - lr A_B) e + lr R_B,
+    T = H lr Var R_B / (2 H - lr (H^2 + Var A_B)) (gs.theory.least_squares_stationary_loss).
     """
     if isinstance(noise, gs.noise.LinearRegression):
-        h, va, vr = _moments(noise, batch)
-        den = 2.0 * h - lr * (h * h + va)
-        return h * lr * vr / den if den > 0 else math.inf
+        return 2.0 * gs.theory.least_squares_stationary_loss(lr, *_moments(noise, batch))
     h = float(noise.landscape.hessian[0, 0])
     if noise.replace:
         cov = noise
@@ -121,8 +116,7 @@ def relaxation_time(noise, lr: float, batch: float) -> float:
     """The slowest relaxation in steps: of the mean, -1/log|1 - lr h|, or of the error's scale,
     -2/log E(1 - lr A_B)^2 (the same for mean estimation; slower for least squares)."""
     h, va, _ = _moments(noise, batch)
-    a2 = (1.0 - lr * h) ** 2 + lr * lr * va
-    return max(gs.theory.relaxation_time(gs.optimizers.SGD(lr=lr), [[h]]), -2.0 / math.log(a2))
+    return gs.theory.least_squares_relaxation_time(lr, h, va)
 
 
 def run_point(noise, lr: float, batch: int, n_chains: int, window: float, seed: int) -> dict:

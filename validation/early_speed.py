@@ -20,12 +20,11 @@ checked against their exact values. The result also reports the early loss at eq
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, finish, fmt, options
+from gibbs_sgd.validation import Check, Row, finish, fmt, options, ratio
 
 SIGMA, PHI0 = 1.0, 10.0
 T_EARLY = 10  # "the beginning": 10 steps, while every chain is still far above its plateau
@@ -49,30 +48,33 @@ def _least_squares():
     return noise.landscape, noise
 
 
-# name: (factory, learning rates (each twice the next), a(lr) of the second-moment recursion)
+# name: (factory, learning rates (each twice the next), the moments (h, Var A, Var R) of the error's
+# recursion e' = (1 - lr A) e + lr R: gs.theory, as in validation/step_halving.py)
 PROBLEMS = {
-    "quadratic, Gaussian noise": (_quadratic, [0.4, 0.2, 0.1, 0.05, 0.025], lambda lr: (1.0 - lr) ** 2),
+    "quadratic, Gaussian noise": (_quadratic, [0.4, 0.2, 0.1, 0.05, 0.025], (1.0, 0.0, SIGMA**2)),
     # lr <= 0.2: the stationary error's tail index stays above 4, so the loss has a variance and an error bar
-    "online least squares": (_least_squares, [0.2, 0.1, 0.05, 0.025, 0.0125], lambda lr: 1 - 2 * lr + 3 * lr * lr),
+    "online least squares": (_least_squares, [0.2, 0.1, 0.05, 0.025, 0.0125],
+                             gs.theory.online_least_squares_moments(1, input_std=1.0, noise_std=SIGMA)),
 }
 
 
-def exact_loss(a_of, lr: float, steps) -> np.ndarray:
-    """Exact mean loss above the minimum after ``steps`` steps from Phi_0 (closed form of the recursion)."""
-    a = a_of(lr)
-    q_inf = lr * lr * SIGMA**2 / (1.0 - a)
-    return 0.5 * (q_inf + (PHI0**2 - q_inf) * a ** np.asarray(steps, float))
+def exact_loss(moments, lr: float, steps) -> np.ndarray:
+    """Exact mean loss above the minimum after ``steps`` steps from Phi_0: the second moment q
+    relaxes geometrically, q_t = q_inf + (Phi_0^2 - q_inf) a^t (a and q_inf from gs.theory)."""
+    h, va, _ = moments
+    a = gs.theory.least_squares_moment_factor(lr, h, va)
+    loss_inf = gs.theory.least_squares_stationary_loss(lr, *moments)
+    return loss_inf + (0.5 * h * PHI0**2 - loss_inf) * a ** np.asarray(steps, float)
 
 
-def relaxation_time(a_of, lr: float) -> float:
-    """Slowest relaxation in steps: of the mean, -1/log|1 - lr|, or of sqrt(q), -2/log a."""
-    return max(-1.0 / math.log(abs(1.0 - lr)), -2.0 / math.log(a_of(lr)))
+def relaxation_time(moments, lr: float) -> float:
+    """Slowest relaxation in steps: of the mean, or of sqrt(q) (gs.theory.least_squares_relaxation_time)."""
+    return gs.theory.least_squares_relaxation_time(lr, moments[0], moments[1])
 
 
 def _ratio(a, b):
     """a/b with its error, for independent (value, stderr) pairs."""
-    r = a[0] / b[0]
-    return r, abs(r) * math.hypot(a[1] / a[0], b[1] / b[0])
+    return ratio(a[0], a[1], b[0], b[1])
 
 
 def make_checks(series: dict) -> list[Check]:
@@ -117,7 +119,7 @@ def _figure(series):
         for k, lr in enumerate(s["lrs"]):
             t = s["steps"] + 1
             ax.plot(t, s["mean"][k], color=f"C{k}", lw=1.2, label=f"lr = {lr:g}")
-            ax.plot(t, exact_loss(s["a_of"], lr, t), color="k", lw=0.6, ls="--")
+            ax.plot(t, exact_loss(s["moments"], lr, t), color="k", lw=0.6, ls="--")
             ok = s["burn_tau"][k] >= NEED
             ax.errorbar(t[-1] * 1.15, s["late"][k][0], yerr=2 * s["late"][k][1], fmt="s", color=f"C{k}",
                         mfc=f"C{k}" if ok else "none", ms=6)
@@ -142,9 +144,9 @@ def main(argv=None):
     n = size["n_steps"]
     burn = n // 2
     series = {}
-    for j, (name, (factory, lrs, a_of)) in enumerate(PROBLEMS.items()):
+    for j, (name, (factory, lrs, moments)) in enumerate(PROBLEMS.items()):
         land, noise = factory()
-        s = dict(lrs=lrs, a_of=a_of, early=[], late=[], mean=[], burn_tau=[], n_diverged=0)
+        s = dict(lrs=lrs, moments=moments, early=[], late=[], mean=[], burn_tau=[], n_diverged=0)
         for k, lr in enumerate(lrs):
             run = gs.simulate(land, gs.optimizers.SGD(lr=lr), noise=noise, n_chains=size["n_chains"], n_steps=n,
                               burn_in=burn, init=[PHI0], trace_points=n, seed=args.seed * 100 + 10 * j + k, bins=20,
@@ -156,12 +158,12 @@ def main(argv=None):
             s["late"].append((ml.value - land.offset, ml.stderr))
             s["mean"].append(mean - land.offset)
             s["steps"] = steps
-            s["burn_tau"].append(burn / relaxation_time(a_of, lr))
+            s["burn_tau"].append(burn / relaxation_time(moments, lr))
             s["n_diverged"] += run.n_diverged
-        s["early_exact"] = [float(exact_loss(a_of, lr, T_EARLY)) for lr in lrs]
-        s["late_exact"] = [0.5 * lr * lr * SIGMA**2 / (1 - a_of(lr)) for lr in lrs]
+        s["early_exact"] = [float(exact_loss(moments, lr, T_EARLY)) for lr in lrs]
+        s["late_exact"] = [gs.theory.least_squares_stationary_loss(lr, *moments) for lr in lrs]
         # the continuous-time reading (not the lecture's): exact loss at equal t * lr = T_EARLY * min(lr)
-        s["equal_time"] = [float(exact_loss(a_of, lr, T_EARLY * min(lrs) / lr)) for lr in lrs]
+        s["equal_time"] = [float(exact_loss(moments, lr, T_EARLY * min(lrs) / lr)) for lr in lrs]
         series[name] = s
     checks = make_checks(series)
     fig = _figure(series)

@@ -53,32 +53,36 @@ def _least_squares():
     return noise.landscape, noise
 
 
-# name: (factory, lr0, a(lr): the factor of the second-moment recursion, label of the exact law)
+# the moments (h, Var A, Var R) of e' = (1 - lr A) e + lr R, the same for every lr (B = 1): additive
+# noise has a constant curvature; online least squares' E x^4 = 3 gives Var A = 2 (gs.theory)
+QUADRATIC_MOMENTS = (1.0, 0.0, SIGMA**2)
+LEAST_SQUARES_MOMENTS = gs.theory.online_least_squares_moments(1, input_std=1.0, noise_std=SIGMA)
+# name: (factory, lr0, moments, label of the exact law)
 PROBLEMS = {
-    "quadratic, Gaussian noise": (_quadratic, 0.4, lambda lr: (1.0 - lr) ** 2, "lr s^2/(2(2 - lr h))"),
-    "online least squares": (_least_squares, 0.2, lambda lr: 1.0 - 2.0 * lr + 3.0 * lr * lr, "lr s^2/(2(2 - 3 lr))"),
+    "quadratic, Gaussian noise": (_quadratic, 0.4, QUADRATIC_MOMENTS, "lr s^2/(2(2 - lr h))"),
+    "online least squares": (_least_squares, 0.2, LEAST_SQUARES_MOMENTS, "lr s^2/(2(2 - 3 lr))"),
 }
 
 
-def exact_trace(a_of, lrs_per_step: np.ndarray, q0: float) -> np.ndarray:
-    """E L - L* after every step (h = 1, c = sigma^2): q' = a(lr) q + lr^2 sigma^2."""
+def exact_trace(moments, lrs_per_step: np.ndarray, q0: float) -> np.ndarray:
+    """E L - L* after every step: q' = a(lr) q + lr^2 Var R, L - L* = h q / 2 (gs.theory's moments)."""
+    h, va, vr = moments
     q = q0
     out = np.empty(lrs_per_step.shape[0])
     for t, lr in enumerate(lrs_per_step):
-        q = a_of(lr) * q + lr * lr * SIGMA**2
-        out[t] = 0.5 * q
+        q = gs.theory.least_squares_moment_factor(lr, h, va) * q + lr * lr * vr
+        out[t] = 0.5 * h * q
     return out
 
 
-def plateau_exact(a_of, lr: float) -> float:
-    """Stationary loss above the minimum at learning rate lr."""
-    return 0.5 * lr * lr * SIGMA**2 / (1.0 - a_of(lr))
+def plateau_exact(moments, lr: float) -> float:
+    """Stationary loss above the minimum at learning rate lr (gs.theory.least_squares_stationary_loss)."""
+    return gs.theory.least_squares_stationary_loss(lr, *moments)
 
 
-def relaxation_time(a_of, lr: float) -> float:
-    """The slowest relaxation, in steps: of the mean, -1/log|1 - lr h|, or of the error's scale
-    sqrt(q), -2/log a(lr), whichever is longer."""
-    return max(-1.0 / math.log(abs(1.0 - lr)), -2.0 / math.log(a_of(lr)))
+def relaxation_time(moments, lr: float) -> float:
+    """The slowest relaxation, in steps: of the mean, or of the error's scale sqrt(q), whichever is longer."""
+    return gs.theory.least_squares_relaxation_time(lr, moments[0], moments[1])
 
 
 def make_checks(series: dict) -> list[Check]:
@@ -159,8 +163,8 @@ def _figure(series, every):
             axr.errorbar(x[~ok], r[~ok, 0] - 0.5, yerr=2 * r[~ok, 1], fmt="o", color=color, mfc="none", ms=6,
                          capsize=2, label=f"{name}: burn-in < {NEED:g} tau (no verdict)")
         xx = np.geomspace(min(s["lrs"]) * 0.8, s["lrs"][0] * 1.1, 200)
-        a_of = PROBLEMS[name][2]
-        axr.plot(xx, [plateau_exact(a_of, v / 2) / plateau_exact(a_of, v) - 0.5 for v in xx], color=color, lw=1,
+        moments = PROBLEMS[name][2]
+        axr.plot(xx, [plateau_exact(moments, v / 2) / plateau_exact(moments, v) - 0.5 for v in xx], color=color, lw=1,
                  label=f"{name}: exact")
     ax.errorbar([], [], yerr=[], fmt="o", color="0.5", mec="k", label="plateau: filled = equilibrated, hollow = not")
     for k in range(1, N_PHASES):
@@ -187,7 +191,7 @@ def main(argv=None):
     n = N_PHASES * every
     schedule = gs.schedules.StepHalving(every=every)
     series = {}
-    for j, (name, (factory, lr0, a_of, law)) in enumerate(PROBLEMS.items()):
+    for j, (name, (factory, lr0, moments, law)) in enumerate(PROBLEMS.items()):
         land, noise = factory()
         run = gs.simulate(land, gs.optimizers.SGD(lr=lr0), noise=noise, n_chains=size["n_chains"], n_steps=n,
                           burn_in=n - every // 2, schedule=schedule, trace_points=n, init=[PHI0], seed=args.seed + j,
@@ -199,9 +203,9 @@ def main(argv=None):
             plateaus.append((e.value - land.offset, e.stderr))
         steps, mean, se = run.mean_loss_trace()
         series[name] = dict(lrs=lrs, plateaus=plateaus, law=law,
-                            exact=[plateau_exact(a_of, lr) for lr in lrs],
-                            burn_tau=[(every // 2) / relaxation_time(a_of, lr) for lr in lrs],
-                            exact_trace=exact_trace(a_of, lr0 * schedule.factors(n), PHI0**2),
+                            exact=[plateau_exact(moments, lr) for lr in lrs],
+                            burn_tau=[(every // 2) / relaxation_time(moments, lr) for lr in lrs],
+                            exact_trace=exact_trace(moments, lr0 * schedule.factors(n), PHI0**2),
                             steps=steps, mean=mean - land.offset, n_diverged=run.n_diverged)
     checks = make_checks(series)
     fig = _figure(series, every)
