@@ -472,6 +472,21 @@ def finite_lr_law(land, lr: float, temperature: float) -> dict:
     return {"configurational": float(best[0]), "mean_loss": float(best[1])}
 
 
+def _first_order_terms(land, temperature: float, points: int):
+    r"""On a regular grid of ``points`` per axis over the box: the Gibbs weights :math:`w \propto e^{-L/T}`
+    (summing to 1), the loss, :math:`|\nabla L|^2`, the Laplacian and the first-order correction
+    :math:`f_1 = |\nabla L|^2/4T - \Delta L/2` of SGD's stationary law (see :func:`first_order_slope`)."""
+    d = land.dim
+    axes = [np.linspace(lo, hi, points) for lo, hi in np.asarray(land.box, dtype=np.float64)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    pts = grid if d > 1 else grid[:, 0]
+    loss, grad, lap = land.loss(pts), land.grad(pts), land.laplacian(pts)
+    g2 = (grad**2).reshape(len(loss), -1).sum(1)
+    w = np.exp(-(loss - loss.min()) / temperature)
+    w /= w.sum()
+    return w, loss, g2, lap, g2 / (4 * temperature) - lap / 2
+
+
 def first_order_slope(land, temperature: float, points: int | None = None) -> float:
     r"""The configurational departure per unit lr at lr -> 0, in any dimension: T_conf / T - 1 ~ c lr.
 
@@ -499,16 +514,8 @@ def first_order_slope(land, temperature: float, points: int | None = None) -> fl
     >>> round(first_order_slope(Quadratic(8.0, box=[[-2.0, 2.0]]), 1 / 3), 4)  # h / 2
     4.0
     """
-    d = land.dim
-    points = points or (20001 if d == 1 else 400)  # quadrature converged to 1e-6 (Mueller-Brown: 300..800)
-    axes = [np.linspace(lo, hi, points) for lo, hi in np.asarray(land.box, dtype=np.float64)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
-    pts = grid if d > 1 else grid[:, 0]
-    loss, grad, lap = land.loss(pts), land.grad(pts), land.laplacian(pts)
-    g2 = (grad**2).reshape(len(loss), -1).sum(1)
-    w = np.exp(-(loss - loss.min()) / temperature)
-    w /= w.sum()
-    f1 = g2 / (4 * temperature) - lap / 2
+    points = points or (20001 if land.dim == 1 else 400)  # quadrature converged to 1e-6 (Mueller-Brown: 300..800)
+    w, _, g2, lap, f1 = _first_order_terms(land, temperature, points)
 
     def cov(a):
         return w @ (a * f1) - (w @ a) * (w @ f1)
@@ -539,11 +546,7 @@ def first_order_mle_slope(land, temperature: float, points: int = 20001) -> floa
     >>> round(first_order_mle_slope(Quadratic(6.0, box=[[-2.0, 2.0]]), 0.25), 4)  # h / 2
     3.0
     """
-    x = np.linspace(*np.asarray(land.box, dtype=np.float64)[0], points)
-    loss, grad, lap = land.loss(x), land.grad(x), land.laplacian(x)
-    w = np.exp(-(loss - loss.min()) / temperature)
-    w /= w.sum()
-    f1 = grad**2 / (4 * temperature) - lap / 2
+    w, loss, _, _, f1 = _first_order_terms(land, temperature, points)
     var = w @ loss**2 - (w @ loss) ** 2
     return float(temperature * (w @ (loss * f1) - (w @ loss) * (w @ f1)) / var)
 

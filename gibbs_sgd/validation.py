@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 
 __all__ = ["Check", "Row", "options", "finish", "build_report", "machine_description", "fmt", "combine",
-           "ratio", "worst_item", "rate_fit", "run_length", "burn_in_refusal"]
+           "ratio", "worst_item", "rate_fit", "run_length", "burn_in_refusal", "shown_range"]
 
 FIGURES = Path(os.environ.get("GIBBS_SGD_FIGURES", Path(__file__).resolve().parent.parent / "figures"))
 
@@ -304,6 +304,41 @@ def burn_in_refusal(burn_in: float, needed: float, unit: str = "relaxation times
     'burn-in 3.21 < 5 tau'
     """
     return "" if burn_in >= needed else f"burn-in {burn_in:.3g} < {needed:g} {unit}"
+
+
+def shown_range(groups, tolerance: float):
+    r"""How far along a small parameter the data show a claim, by the checks' own 2-s.e. rule.
+
+    The groups are scanned in the order given (increasing small parameter x). Up to the first
+    group in which some item is shown beyond the tolerance (its :class:`Check` fails), the last
+    x at which every item of the group is shown within it (every Check holds) is where the claim
+    *holds*; that first group is where it is shown *broken*, with its item of largest departure.
+
+    Parameters
+    ----------
+    groups : iterable of (x, items), items a list of (departure, stderr, label) with departure
+        the measured value minus the claim's (target 0); an empty list leaves x undecided
+    tolerance : float > 0
+
+    Returns
+    -------
+    (held, broke) : held the last x shown within (None if none), broke ``(x, label, departure,
+    stderr)`` of the worst item where first shown beyond (None if nowhere)
+
+    Example
+    -------
+    >>> shown_range([(0.1, [(0.001, 0.001, "a")]), (1.0, [(0.05, 0.001, "b"), (0.2, 0.01, "c")])], 0.01)
+    (0.1, (1.0, 'c', 0.2, 0.01))
+    """
+    held, broke = None, None
+    for x, items in groups:
+        outs = [Check("", d, se, tolerance).outcome for d, se, _ in items]
+        if items and all(o == "holds" for o in outs) and broke is None:
+            held = x
+        if "fails" in outs and broke is None:
+            d, se, label = max(items, key=lambda it: it[0])
+            broke = (x, label, d, se)
+    return held, broke
 
 
 @dataclass

@@ -33,7 +33,8 @@ import math
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, burn_in_refusal, combine, finish, fmt, options, rate_fit, run_length
+from gibbs_sgd.validation import (Check, Row, burn_in_refusal, combine, finish, fmt, options, rate_fit, ratio,
+                                  run_length, shown_range)
 
 H, SIGMA, B = 1.0, 1.0, 1
 # Tolerances, fixed before the run.
@@ -139,21 +140,14 @@ def where_it_holds(tol=CLAIM_TOL):
 def measured_range(points):
     """Where the data show the claim within CLAIM_TOL for every N, and the first lr h where they
     show it not, from the same 2-s.e. rule as the checks."""
-    held, broke = None, None
-    for lr_h in sorted({p["lr_h"] for p in points}):
-        ps = [p for p in points if p["lr_h"] == lr_h and _equilibrated(p)]
-        outs = [Check("", p["ratio"] - 1, p["ratio_se"], CLAIM_TOL).outcome for p in ps]
-        if ps and all(o == "holds" for o in outs) and broke is None:
-            held = lr_h
-        if "fails" in outs and broke is None:
-            worst = max(ps, key=lambda p: p["ratio"] - 1)
-            broke = (lr_h, worst)
+    held, broke = shown_range([(lr_h, [(p["ratio"] - 1, p["ratio_se"], p["N"]) for p in points
+                                        if p["lr_h"] == lr_h and _equilibrated(p)])
+                               for lr_h in sorted({p["lr_h"] for p in points})], CLAIM_TOL)
     text = (f"every N within {CLAIM_TOL:.0%} up to lr h = {held:g}" if held is not None
             else f"no lr h with every N shown within {CLAIM_TOL:.0%}")
     if broke is not None:
-        lr_h, w = broke
-        text += (f", beyond it from lr h = {lr_h:g} (N = {w['N']}: T/T_small - 1 = "
-                 f"{fmt(w['ratio'] - 1, w['ratio_se'])})")
+        lr_h, n, d, se = broke
+        text += f", beyond it from lr h = {lr_h:g} (N = {n}: T/T_small - 1 = {fmt(d, se)})"
     return text
 
 
@@ -169,8 +163,8 @@ def summary(points):
     top = max(p["lr_h"] for p in points)
     ps = sorted((p for p in points if p["lr_h"] == top), key=lambda p: p["N"])
     lo, hi = ps[0], ps[-1]
-    spread = lo["ratio"] / hi["ratio"] - 1
-    spread_se = math.hypot(lo["ratio_se"] / hi["ratio"], lo["ratio"] * hi["ratio_se"] / hi["ratio"] ** 2)
+    spread, spread_se = ratio(lo["ratio"], lo["ratio_se"], hi["ratio"], hi["ratio_se"])
+    spread -= 1
     return lines, (f"T is N-independent within {CLAIM_TOL:.0%} for lr h <= {where_it_holds():.3g} (exact law; N = 1 "
                    f"departs most); measured: {measured_range(points)}; at lr h = {top:g}, "
                    f"T(N = {lo['N']})/T(N = {hi['N']}) - 1 = "

@@ -32,7 +32,8 @@ import math
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, burn_in_refusal, combine, finish, fmt, options, rate_fit, run_length
+from gibbs_sgd.validation import (Check, Row, burn_in_refusal, combine, finish, fmt, options, rate_fit, ratio,
+                                  run_length, shown_range)
 
 H, SIGMA = 1.0, 1.0
 ETA0 = 0.005  # eta0 h: B eta0 h = 0.005 at B = 1
@@ -167,20 +168,14 @@ def where_it_holds(tol=CLAIM_TOL):
 def measured_range(rule):
     """Where the data show T / T_small - 1 within CLAIM_TOL for every mu, and the first B eta0 h
     where they show it not, from the same 2-s.e. rule as the checks."""
-    held, broke = None, None
-    for bh in sorted({p["b_eta0_h"] for p in rule}):
-        ps = [p for p in rule if p["b_eta0_h"] == bh and _equilibrated(p)]
-        outs = [Check("", p["ratio"] - 1, p["ratio_se"], CLAIM_TOL).outcome for p in ps]
-        if ps and all(o == "holds" for o in outs) and broke is None:
-            held = bh
-        if "fails" in outs and broke is None:
-            broke = (bh, max(ps, key=lambda p: p["ratio"] - 1))
+    held, broke = shown_range([(bh, [(p["ratio"] - 1, p["ratio_se"], p["momentum"]) for p in rule
+                                     if p["b_eta0_h"] == bh and _equilibrated(p)])
+                               for bh in sorted({p["b_eta0_h"] for p in rule})], CLAIM_TOL)
     text = (f"every mu within {CLAIM_TOL:.0%} up to B eta0 h = {held:g}" if held is not None
             else f"no B eta0 h with every mu shown within {CLAIM_TOL:.0%}")
     if broke is not None:
-        bh, w = broke
-        text += (f", beyond it from B eta0 h = {bh:g} (mu = {w['momentum']:g}: T/T_small - 1 = "
-                 f"{fmt(w['ratio'] - 1, w['ratio_se'])})")
+        bh, mu, d, se = broke
+        text += f", beyond it from B eta0 h = {bh:g} (mu = {mu:g}: T/T_small - 1 = {fmt(d, se)})"
     return text
 
 
@@ -197,8 +192,8 @@ def summary(points):
     top = max(p["b_eta0_h"] for p in rule)
     ps = sorted((p for p in rule if p["b_eta0_h"] == top), key=lambda p: p["momentum"])
     lo, hi = ps[0], ps[-1]
-    spread = lo["ratio"] / hi["ratio"] - 1
-    spread_se = math.hypot(lo["ratio_se"] / hi["ratio"], lo["ratio"] * hi["ratio_se"] / hi["ratio"] ** 2)
+    spread, spread_se = ratio(lo["ratio"], lo["ratio_se"], hi["ratio"], hi["ratio_se"])
+    spread -= 1
     head = (f"under lr = (1-mu) B eta0, T is flat within {CLAIM_TOL:.0%} over mu in [0, 1) for B eta0 h <= "
             f"{where_it_holds():.3g} (exact law; mu = 0 departs most); measured: {measured_range(rule)}; "
             f"at B eta0 h = {top:g}, "

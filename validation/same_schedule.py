@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import gibbs_sgd as gs
-from gibbs_sgd.validation import Check, Row, combine, finish, fmt, options
+from gibbs_sgd.validation import Check, Row, combine, finish, fmt, options, ratio
 
 BARRIER, WIDTH, TILT = 1.0, 1.0, 0.25
 H_WELL = 8.0 * BARRIER / WIDTH**2  # curvature at the minima (exactly, without tilt)
@@ -150,8 +150,8 @@ def run_all(n_chains, seed):
 
 def _ratio(a, b):
     """a / b - 1 for (value, s.e.) pairs of independent runs, with its s.e."""
-    r = a[0] / b[0]
-    return r - 1.0, r * math.hypot(a[1] / a[0], b[1] / b[0])
+    r, se = ratio(a[0], a[1], b[0], b[1])
+    return r - 1.0, se
 
 
 def checks(res, edges):
