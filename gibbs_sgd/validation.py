@@ -306,29 +306,30 @@ def burn_in_refusal(burn_in: float, needed: float, unit: str = "relaxation times
     return "" if burn_in >= needed else f"burn-in {burn_in:.3g} < {needed:g} {unit}"
 
 
-def shown_range(groups, tolerance: float):
-    r"""How far along a small parameter the data show a claim, by the checks' own 2-s.e. rule.
+def shown_range(groups, tolerance: float, x_name: str, label_name: str, quantity: str) -> str:
+    r"""How far along a small parameter the data show a claim, by the checks' own 2-s.e. rule, in words.
 
     The groups are scanned in the order given (increasing small parameter x). Up to the first
     group in which some item is shown beyond the tolerance (its :class:`Check` fails), the last
     x at which every item of the group is shown within it (every Check holds) is where the claim
-    *holds*; that first group is where it is shown *broken*, with its item of largest departure.
+    *holds*; that first group is where it is shown *broken*, named with its item of largest departure.
 
     Parameters
     ----------
     groups : iterable of (x, items), items a list of (departure, stderr, label) with departure
         the measured value minus the claim's (target 0); an empty list leaves x undecided
     tolerance : float > 0
+    x_name, label_name, quantity : str, the names of x, of the items' labels and of the departure
 
     Returns
     -------
-    (held, broke) : held the last x shown within (None if none), broke ``(x, label, departure,
-    stderr)`` of the worst item where first shown beyond (None if nowhere)
+    str, "every <label_name> within <tol> up to <x_name> = x[, beyond it from <x_name> = x
+    (<label_name> = label: <quantity> = departure ± stderr)]"
 
     Example
     -------
-    >>> shown_range([(0.1, [(0.001, 0.001, "a")]), (1.0, [(0.05, 0.001, "b"), (0.2, 0.01, "c")])], 0.01)
-    (0.1, (1.0, 'c', 0.2, 0.01))
+    >>> shown_range([(0.1, [(0.001, 0.001, 1)]), (1.0, [(0.05, 0.001, 1), (0.2, 0.01, 2)])], 0.01, "lr h", "N", "d")
+    'every N within 1% up to lr h = 0.1, beyond it from lr h = 1 (N = 2: d = 0.200 ± 0.010)'
     """
     held, broke = None, None
     for x, items in groups:
@@ -338,8 +339,12 @@ def shown_range(groups, tolerance: float):
         if "fails" in outs and broke is None:
             d, se, label = max(items, key=lambda it: it[0])
             broke = (x, label, d, se)
-    return held, broke
-
+    text = (f"every {label_name} within {tolerance:.0%} up to {x_name} = {held:g}" if held is not None
+            else f"no {x_name} with every {label_name} shown within {tolerance:.0%}")
+    if broke is not None:
+        x, label, d, se = broke
+        text += f", beyond it from {x_name} = {x:g} ({label_name} = {label:g}: {quantity} = {fmt(d, se)})"
+    return text
 
 @dataclass
 class Row:

@@ -82,7 +82,7 @@ def eta0_checks(eta0: float, points: list) -> tuple[list, dict]:
     points with x <= X_LINEAR; returns the checks and the fit (a, b, d and their covariance)."""
     use = [p for p in points if p["x"] <= X_LINEAR]
     refused = [p for p in use if not p["equilibrated"]]
-    why = (f" [refused: {len(refused)} point(s) with burn-in < {BURN_IN_RELAXATIONS:g} relaxation times]"
+    why = (f"{len(refused)} point(s) with burn-in < {BURN_IN_RELAXATIONS:g} relaxation times"
            if refused else "")
     x = np.array([p["x"] for p in use])
     dep = np.array([p["dep"] for p in use])
@@ -94,16 +94,15 @@ def eta0_checks(eta0: float, points: list) -> tuple[list, dict]:
     a, b, d = cov @ (design.T @ (w * dep))
     at_edge = a + b * X_ACADEMIC
     edge_se = math.sqrt(cov[0, 0] + 2 * X_ACADEMIC * cov[0, 1] + X_ACADEMIC**2 * cov[1, 1])
-    nan = math.nan
     label = f"eta0 = {eta0:g}"
     span = f"{len(use)} points, x = {x.min():.2g}..{x.max():.2g}"
     checks = [
-        Check(f"{label}: T / (eta0 sigma^2/2) - 1 extrapolated to x -> 0 ({span}){why}",
-              nan if refused else a, math.sqrt(cov[0, 0]), LIMIT_TOL),
-        Check(f"{label}: offset of the mu = 0.9 points from the mu = 0 points' line in x{why}",
-              nan if refused else d, math.sqrt(cov[2, 2]), FAMILY_TOL),
-        Check(f"{label}: T / (eta0 sigma^2/2) - 1 at the academic edge x = {X_ACADEMIC:g} (the line){why}",
-              nan if refused else at_edge, edge_se, ACADEMIC_TOL),
+        Check(f"{label}: T / (eta0 sigma^2/2) - 1 extrapolated to x -> 0 ({span})",
+              a, math.sqrt(cov[0, 0]), LIMIT_TOL, no_verdict=why),
+        Check(f"{label}: offset of the mu = 0.9 points from the mu = 0 points' line in x",
+              d, math.sqrt(cov[2, 2]), FAMILY_TOL, no_verdict=why),
+        Check(f"{label}: T / (eta0 sigma^2/2) - 1 at the academic edge x = {X_ACADEMIC:g} (the line)",
+              at_edge, edge_se, ACADEMIC_TOL, no_verdict=why),
     ]
     return checks, dict(intercept=a, slope=b, offset=d, cov=cov.tolist(), at_edge=at_edge, edge_se=edge_se,
                         refused=bool(refused))
@@ -116,9 +115,9 @@ def slope_check(fits: dict, predicted: dict) -> Check:
     refused = any(not math.isfinite(v) for v in ratio) or any(f.get("refused") for f in fits.values())
     w = 1.0 / se**2
     pooled, pooled_se = float(np.sum(w * ratio) / np.sum(w)), float(1.0 / math.sqrt(np.sum(w)))
-    return Check("slope of T/(eta0 sigma^2/2) - 1 in x over the first-order law's, pooled over eta0"
-                 + (" [refused: points with burn-in too short]" if refused else ""),
-                 math.nan if refused else pooled, pooled_se, FIRST_ORDER_TOL, target=1.0)
+    return Check("slope of T/(eta0 sigma^2/2) - 1 in x over the first-order law's, pooled over eta0",
+                 pooled, pooled_se, FIRST_ORDER_TOL, target=1.0,
+                 no_verdict="points with burn-in too short" if refused else "")
 
 
 def _figure(points, fits, h):

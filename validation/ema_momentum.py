@@ -140,15 +140,9 @@ def where_it_holds(tol=CLAIM_TOL):
 def measured_range(points):
     """Where the data show the claim within CLAIM_TOL for every N, and the first lr h where they
     show it not, from the same 2-s.e. rule as the checks."""
-    held, broke = shown_range([(lr_h, [(p["ratio"] - 1, p["ratio_se"], p["N"]) for p in points
-                                        if p["lr_h"] == lr_h and _equilibrated(p)])
-                               for lr_h in sorted({p["lr_h"] for p in points})], CLAIM_TOL)
-    text = (f"every N within {CLAIM_TOL:.0%} up to lr h = {held:g}" if held is not None
-            else f"no lr h with every N shown within {CLAIM_TOL:.0%}")
-    if broke is not None:
-        lr_h, n, d, se = broke
-        text += f", beyond it from lr h = {lr_h:g} (N = {n}: T/T_small - 1 = {fmt(d, se)})"
-    return text
+    return shown_range([(lr_h, [(p["ratio"] - 1, p["ratio_se"], p["N"]) for p in points
+                                 if p["lr_h"] == lr_h and _equilibrated(p)])
+                        for lr_h in sorted({p["lr_h"] for p in points})], CLAIM_TOL, "lr h", "N", "T/T_small - 1")
 
 
 def summary(points):

@@ -119,35 +119,33 @@ def limit_checks(label: str, lr, departure, stderr, equilibrated: bool, burn_in:
     (within ``LIMIT_TOL``), departure / lr is the same at the smallest and largest lr (within
     ``RATE_TOL``), and, with ``exact``, every point equals the exact finite-lr departure (within
     ``EXACT_TOL``). Not equilibrated (``burn_in`` below ``BURN_IN_RELAXATIONS`` relaxation
-    times): the same checks, refused (NaN, so unresolved) with the reason in their quantity."""
+    times): the same checks with no verdict (unresolved), the reason in their ``no_verdict``."""
     lr, dep, se = (np.asarray(v, dtype=np.float64) for v in (lr, departure, stderr))
-    why = "" if equilibrated else (f" [refused: burn-in {burn_in:.2g} relaxation times < "
-                                   f"{BURN_IN_RELAXATIONS:g}]")
+    why = "" if equilibrated else f"burn-in {burn_in:.2g} relaxation times < {BURN_IN_RELAXATIONS:g}"
     lr_text = ", ".join(f"{v:.3g}" for v in lr)
     (a, b), cov = weighted_line(lr, dep, se)
     lo, hi = int(np.argmin(lr)), int(np.argmax(lr))
     rate = (dep[lo] / lr[lo]) / (dep[hi] / lr[hi])
     rate_se = abs(rate) * math.hypot(se[lo] / dep[lo], se[hi] / dep[hi])
     checks = [
-        Check(f"{label}: departure extrapolated to lr -> 0 (weighted line through lr = {lr_text}){why}",
-              a if equilibrated else math.nan, math.sqrt(cov[0, 0]), LIMIT_TOL),
-        Check(f"{label}: (departure/lr at lr = {lr[lo]:.3g}) / (departure/lr at lr = {lr[hi]:.3g}){why}",
-              rate if equilibrated else math.nan, rate_se, RATE_TOL, target=1.0),
+        Check(f"{label}: departure extrapolated to lr -> 0 (weighted line through lr = {lr_text})",
+              a, math.sqrt(cov[0, 0]), LIMIT_TOL, no_verdict=why),
+        Check(f"{label}: (departure/lr at lr = {lr[lo]:.3g}) / (departure/lr at lr = {lr[hi]:.3g})",
+              rate, rate_se, RATE_TOL, target=1.0, no_verdict=why),
     ]
     if exact is not None:
         diff = dep - np.asarray(exact, dtype=np.float64)
         k = int(np.argmax(np.abs(diff) / np.maximum(se, 1e-300) + np.abs(diff) / EXACT_TOL))
-        checks.append(Check(f"{label}: measured - {exact_name}, the largest (at lr = {lr[k]:.3g}){why}",
-                            diff[k] if equilibrated else math.nan, se[k], EXACT_TOL))
+        checks.append(Check(f"{label}: measured - {exact_name}, the largest (at lr = {lr[k]:.3g})",
+                            diff[k], se[k], EXACT_TOL, no_verdict=why))
     return checks
 
 
 def signature_check(quantity: str, value: float, stderr: float, predicted: float, tolerance: float,
                     equilibrated: bool, burn_in: float) -> Check:
-    """A non-Gibbs signature against its prediction (relative tolerance); refused when not equilibrated."""
-    why = "" if equilibrated else f" [refused: burn-in {burn_in:.2g} relaxation times < {BURN_IN_RELAXATIONS:g}]"
-    return Check(quantity + why, value if equilibrated else math.nan, stderr, tolerance, target=predicted,
-                 relative=True)
+    """A non-Gibbs signature against its prediction (relative tolerance); no verdict when not equilibrated."""
+    why = "" if equilibrated else f"burn-in {burn_in:.2g} relaxation times < {BURN_IN_RELAXATIONS:g}"
+    return Check(quantity, value, stderr, tolerance, target=predicted, relative=True, no_verdict=why)
 
 
 # =============================================================================================
