@@ -78,3 +78,67 @@ def test_controls_and_refused_verdicts():
     near = Check(quantity="spread", value=0.008, stderr=0.0005, tolerance=0.01)
     row = Row("x", "c", "s", "r", checks=[Check(value=0.6, stderr=0.01, **control), near])
     assert row.outcome == "holds" and row.deciding == near.sentence()  # the nearest to failing decides
+
+
+# -- the helpers the scripts share (gibbs_sgd.validation) ---------------------------------------
+def test_worst_item_decides_as_the_items_would_together():
+    """The max check built from worst_item holds, fails or is unresolved exactly as the items'
+    own checks would together: one failing item fails it, one open item leaves it open."""
+    from gibbs_sgd.validation import Check, worst_item
+
+    tol = 0.01
+    cases = {"holds": [(0.001, 0.001), (-0.004, 0.002)],
+             "fails": [(0.001, 0.001), (-0.03, 0.002), (0.009, 0.004)],
+             "unresolved": [(0.001, 0.001), (0.009, 0.002)]}
+    for expected, items in cases.items():
+        assert {Check("q", v, s, tol).outcome for v, s in items} >= {expected}
+        assert Check("max", *worst_item(items, tol), tol).outcome == expected
+    assert worst_item([(float("nan"), 0.1)], tol) == (pytest.approx(float("nan"), nan_ok=True), float("inf"))
+
+
+def test_ratio_error_is_first_order_propagation():
+    """sigma_r / r = sqrt of the sum of the squared relative errors, checked on a simulated ratio."""
+    import numpy as np
+
+    from gibbs_sgd.validation import ratio
+
+    r, se = ratio(3.0, 0.003, 2.0, 0.004)
+    assert r == 1.5 and se == pytest.approx(1.5 * np.hypot(0.001, 0.002), rel=1e-14)
+    rng = np.random.default_rng(0)
+    sim = (3.0 + 0.003 * rng.standard_normal(200_000)) / (2.0 + 0.004 * rng.standard_normal(200_000))
+    assert np.std(sim) == pytest.approx(se, rel=0.02)  # 200 000 draws: the std's error is 0.2%
+
+
+def test_rate_fit_recovers_a_known_rate_and_refuses_too_few_points():
+    import numpy as np
+
+    from gibbs_sgd.validation import rate_fit
+
+    x = np.array([0.01, 0.03, 0.1, 0.3])
+    a, se_a, p, se_p = rate_fit(x, 0.5 * x**1.2, np.full(4, 1e-4))
+    assert p == pytest.approx(1.2, abs=1e-4) and se_p > 0
+    a, se_a, p, se_p = rate_fit(x, 0.5 * x, np.full(4, 1e-4))
+    assert a == pytest.approx(0.5, rel=1e-9) and p == pytest.approx(1.0, abs=1e-6)
+    assert rate_fit(x[:2], x[:2], np.ones(2)) == (pytest.approx(float("nan"), nan_ok=True), float("inf"),
+                                                  pytest.approx(float("nan"), nan_ok=True), float("inf"))
+
+
+def test_run_length_and_burn_in_refusal():
+    from gibbs_sgd.validation import Check, burn_in_refusal, run_length
+
+    assert run_length(100.0, 6.0, 10.0, 10**6, 200) == (1600, 600)
+    assert run_length(2.0, 6.0, 10.0, 10**6, 200) == (212, 12)  # a fast point samples at least 200 steps
+    steps, burn = run_length(1e4, 6.0, 10.0, 4000, 200)  # capped: the burn-in keeps its share, in steps
+    assert (steps, burn) == (4000, 1500) and burn_in_refusal(burn / 1e4, 5.0) != ""
+    assert burn_in_refusal(5.0, 5.0) == "" and "burn-in" in burn_in_refusal(float("nan"), 5.0)
+    assert Check("q", 0.0, 0.001, 0.01, no_verdict=burn_in_refusal(2.0, 5.0)).outcome == "unresolved"
+
+
+def test_shown_range_reads_the_data_not_the_law():
+    from gibbs_sgd.validation import shown_range
+
+    held = [(0.1, [(0.001, 0.001, 1)]), (0.2, [(0.002, 0.001, 1)])]
+    assert shown_range(held, 0.01, "x", "N", "d") == "every N within 1% up to x = 0.2"
+    broken = held + [(0.4, [(0.05, 0.001, 1), (0.2, 0.01, 2)]), (0.8, [(0.5, 0.001, 1)])]
+    assert shown_range(broken, 0.01, "x", "N", "d").endswith("beyond it from x = 0.4 (N = 2: d = 0.200 ± 0.010)")
+    assert shown_range([(0.1, [(0.009, 0.004, 1)])], 0.01, "x", "N", "d") == "no x with every N shown within 1%"
