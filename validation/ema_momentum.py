@@ -98,11 +98,6 @@ def _equilibrated(p):
     return p["burn_tau"] >= MIN_BURN_TAU
 
 
-def _refusal(p):
-    """No verdict on a point with less than MIN_BURN_TAU relaxation times of burn-in."""
-    return burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")
-
-
 def departure(p):
     """delta = 1 - T_small / T and its standard error, and x = lr h / (2N - 1)."""
     d = 1.0 - 1.0 / p["ratio"]
@@ -116,7 +111,8 @@ def checks(points):
     smallest = min(p["lr_h"] for p in points)
     for p in sorted((p for p in points if p["lr_h"] == smallest), key=lambda p: p["N"]):
         out.append(Check(f"T/(eta sigma^2/2B) - 1 at lr h = {smallest:g}, N = {p['N']}", p["ratio"] - 1.0,
-                         p["ratio_se"], CLAIM_TOL, no_verdict=_refusal(p)))
+                         p["ratio_se"], CLAIM_TOL,
+                         no_verdict=burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")))
     ok = [p for p in points if _equilibrated(p) and departure(p)[2] <= RATE_X_MAX]
     dep = [departure(p) for p in ok]
     a, sa, pw, sp = rate_fit([d[2] for d in dep], [d[0] for d in dep], [d[1] for d in dep])
@@ -127,7 +123,8 @@ def checks(points):
                      target=0.5, relative=True))
     for p in points:
         out.append(Check(f"T/T_exact at lr h = {p['lr_h']:g}, N = {p['N']}", p["ratio"] / p["exact"],
-                         p["ratio_se"] / p["exact"], EXACT_TOL, target=1.0, relative=True, no_verdict=_refusal(p)))
+                         p["ratio_se"] / p["exact"], EXACT_TOL, target=1.0, relative=True,
+                         no_verdict=burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")))
     return out
 
 

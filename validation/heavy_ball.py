@@ -103,11 +103,6 @@ def _equilibrated(p):
     return p["burn_tau"] >= MIN_BURN_TAU
 
 
-def _refusal(p):
-    """No verdict on a point with less than MIN_BURN_TAU relaxation times of burn-in."""
-    return burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")
-
-
 def fixed_exponents(points):
     """log T = c + a log lr + b log B + c' log(1 - mu), weighted least squares over equilibrated
     fixed-lr points: {name: (exponent, stderr)} (errors scaled up by sqrt(chi2/dof) if above 1)."""
@@ -143,7 +138,8 @@ def checks(points):
     smallest = min(p["b_eta0_h"] for p in rule)
     for p in sorted((p for p in rule if p["b_eta0_h"] == smallest), key=lambda p: p["momentum"]):
         out.append(Check(f"lr = (1-mu) B eta0: T/(eta0 sigma^2/2) - 1 at B eta0 h = {smallest:g}, "
-                         f"mu = {p['momentum']:g}", p["ratio"] - 1.0, p["ratio_se"], CLAIM_TOL, no_verdict=_refusal(p)))
+                         f"mu = {p['momentum']:g}", p["ratio"] - 1.0, p["ratio_se"], CLAIM_TOL,
+                         no_verdict=burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")))
     ok = [p for p in rule if _equilibrated(p) and p["x"] <= RATE_X_MAX]
     dep = [departure(p) for p in ok]
     a, sa, pw, sp = rate_fit([p["x"] for p in ok], [d[0] for d in dep], [d[1] for d in dep])
@@ -155,7 +151,8 @@ def checks(points):
     for p in points:
         where = (f"B eta0 h = {p['b_eta0_h']:g}" if p["rule"] else f"fixed lr = {p['lr']:g}, B = {p['batch_size']}")
         out.append(Check(f"T/T_exact at {where}, mu = {p['momentum']:g}", p["ratio"] / p["exact"],
-                         p["ratio_se"] / p["exact"], EXACT_TOL, target=1.0, relative=True, no_verdict=_refusal(p)))
+                         p["ratio_se"] / p["exact"], EXACT_TOL, target=1.0, relative=True,
+                         no_verdict=burn_in_refusal(p["burn_tau"], MIN_BURN_TAU, "tau")))
     return out
 
 
