@@ -344,10 +344,11 @@ def simulate(
     for name, flag in (("keep_final", keep_final), ("progress", progress), ("trajectory_state", trajectory_state)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Real) or not (
-            math.isfinite(checkpoint_every) and checkpoint_every > 0):
-        raise (TypeError if not isinstance(checkpoint_every, numbers.Real) or isinstance(checkpoint_every, bool)
-               else ValueError)(f"checkpoint_every must be a number of seconds in (0, inf), got {checkpoint_every!r}")
+    every = f"checkpoint_every must be a number of seconds in (0, inf), got {checkpoint_every!r}"
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Real):
+        raise TypeError(every)
+    if not (math.isfinite(checkpoint_every) and checkpoint_every > 0):
+        raise ValueError(every)
     hist_range = _hist_range(landscape, hist_range)
     auto_range = isinstance(hist_range, str) and hist_range == "auto" and _bin_count(bins) is not None
     edges = _histogram_edges(landscape, bins, hist_range)
