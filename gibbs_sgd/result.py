@@ -181,7 +181,7 @@ class SimulationResult:
             np.add.at(block_hist, (blk[inside], i, bidx[i][inside]), 1)
             np.add.at(block_out, (blk[bidx[i] < 0], i, 0), 1)
             np.add.at(block_out, (blk[bidx[i] >= nbins], i, 1), 1)
-        lidx = _bin_indices(loss, np.array([lo, hi]) if nbins == 1 else np.linspace(lo, hi, nbins + 1), None)
+        lidx = _bin_indices(loss, np.linspace(lo, hi, nbins + 1), None)
         block_loss = np.zeros((nbk, nbins), np.int64)
         inside = (lidx >= 0) & (lidx < nbins)
         np.add.at(block_loss, (blk[inside], lidx[inside]), 1)

@@ -397,7 +397,8 @@ class Engine:
         self.kern = module
         self.host = host
         self.dev = {k: cuda.to_device(np.ascontiguousarray(v)) for k, v in host.items()}
-        self.c = {k: (cuda.to_device(v) if isinstance(v, np.ndarray) else v) for k, v in consts.items()}
+        self.c = {}
+        self.set_consts(consts)
         _, d, nb = host["hist1"].shape
         self.shared_bytes = 4 * _shared_counters(d, nb)
         self.X = self.S = self.alive = None
@@ -431,7 +432,8 @@ class Engine:
         self.cuda.synchronize()
 
     def set_consts(self, values: dict):
-        """Replace run constants (the histogram ranges, fixed from the pilot chains mid-run)."""
+        """Upload run constants (arrays to the device), or replace some (the histogram ranges,
+        fixed from the pilot chains mid-run)."""
         for k, v in values.items():
             self.c[k] = self.cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
 
