@@ -384,11 +384,12 @@ def _run_point(landscape, job: _Job, fit_method: str, results_dir):
             "t_virial_se": est["virial"].stderr if est["virial"] else math.nan,
             "t_configurational": est["configurational"].value, "t_configurational_se": est["configurational"].stderr,
             "chi2": fit.chi2, "dof": fit.dof, "p_value": fit.p_value, "kl": fit.kl_divergence,
-            "total_variation": fit.total_variation, "is_gibbs": fit.is_gibbs, "verdict": fit.verdict,
+            "total_variation": fit.total_variation, "departure": fit.departure, "status": fit.status,
+            "is_gibbs": fit.is_gibbs, "verdict": fit.verdict,
         })
     except ValueError as err:  # no samples, or no positive temperature: reported, not dropped
         row.update({"temperature": math.nan, "ci_lo": math.nan, "ci_hi": math.nan, "is_gibbs": False,
-                    "verdict": f"no fit: {err}"})
+                    "status": "undetermined", "verdict": f"no fit: {err}"})
     if d is None:
         return row, run
     if not stored:

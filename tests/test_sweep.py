@@ -62,7 +62,8 @@ def test_tied_grid_rows_and_exact_temperatures():
     z = (table["temperature"] - truth) / ((table["ci_hi"] - table["ci_lo"]) / (2 * 1.96))
     assert np.max(np.abs(z)) < 4
     assert set(["t_mle", "t_virial", "t_configurational", "p_value", "n_diverged", "chain_steps_per_second",
-                "fit_method"]) <= set(table.columns)
+                "fit_method", "status", "departure"]) <= set(table.columns)
+    assert set(table["status"]) <= {"gibbs", "not gibbs", "undetermined"}
 
 
 def test_scaling_law_exponents_cover_the_exact_local_exponents():
