@@ -417,6 +417,7 @@ def finish(args, row: Row, figure=None) -> Path:
     record["command"] = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
     record["machine"] = machine_description()
     record["date"] = datetime.date.today().isoformat()
+    record["commit"] = _git_commit()
     (out / f"{row.name}.json").write_text(json.dumps(record, indent=1, default=float))
     print(f"[{row.name}] {row.verdict}\n  {row.result}")
     return out / f"{row.name}.json"
@@ -444,10 +445,16 @@ def build_report(out: Path = FIGURES, command: str | None = None) -> Path:
     lines = ["# Validation report: the lecture's claims, measured", ""]
     if rows:
         modes = sorted({r["mode"] for r in rows})
-        commit = _git_commit()
+        # each row names the code it ran (recorded when it ran, not when the report is assembled)
+        commits = {}
+        for r in rows:
+            commits.setdefault(r.get("commit") or "unknown", []).append(r["name"])
+        if len(commits) == 1:
+            code = f"code at commit {next(iter(commits))}"
+        else:
+            code = "code at commits " + "; ".join(f"{c} ({', '.join(names)})" for c, names in commits.items())
         lines += [f"Run: `{command or 'python validation/run_all.py'}` ({', '.join(modes)} mode); "
-                  f"machine: {rows[0]['machine']}; date: {max(r['date'] for r in rows)}"
-                  + (f"; code at commit {commit}" if commit else "") + ".", ""]
+                  f"machine: {rows[0]['machine']}; date: {max(r['date'] for r in rows)}; {code}.", ""]
     def cells(values):
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in values) + " |"
 
@@ -460,6 +467,16 @@ def build_report(out: Path = FIGURES, command: str | None = None) -> Path:
         claim = r["claim"] if len(r["claim"]) <= 160 else r["claim"][:157].rstrip() + "..."
         lines.append(cells([f"**{r['name']}**: {claim}", f"**{outcome}**", deciding,
                             f"[{r['name']}.png]({r['name']}.png)"]))
+    # the exact laws the verdicts are measured against, each checked against gs.theory by the
+    # script that states it (details["reference_laws"] of its row)
+    laws = [law for r in rows for law in (r.get("details") or {}).get("reference_laws", [])]
+    if laws:
+        lines += ["", "## Exact reference laws", "",
+                  "| law | formula | derivation; code | closed form vs gs.theory | used by |", "|---|---|---|---|---|"]
+        for law in laws:
+            diff = law.get("closed form vs gs.theory (largest relative difference)")
+            lines.append(cells([law["law"], f"`{law['formula']}`", law["source"],
+                                f"{diff:.1e}" if diff is not None and np.isfinite(diff) else "not checked", law.get("used by", "")]))
     lines += ["", "## Details", ""]
     lines += ["| claim | what was run | measured | verdict |", "|---|---|---|---|"]
     for r in rows:
