@@ -104,18 +104,32 @@ def stream_words(k0, k1, chain, step, call):
     return philox_words(np.uint64(step), np.uint64(call), ch & _M32, ch >> _SH32, k0, k1)
 
 
+# The 53-bit integer k = wa * 2**21 + (wb >> 11) of two 32-bit words is formed in floating point,
+# from the two parts converted as 32-bit unsigned integers: both products and the sum are exact
+# (k < 2**53), so the value is the integer's bit for bit. Why not np.float64(k) of the uint64:
+# a 64-bit integer to float64 conversion exists as a vector instruction on AVX-512 only; AVX2
+# and NEON then convert lane by lane through scalar registers, which made the AVX2 generator
+# 3x slower than the AVX-512 one. A 32-bit unsigned word converts in vector registers on every
+# SIMD instruction set (LLVM's 2**52 exponent-bias form on AVX2, a native conversion elsewhere).
+_TWO_21 = 2.0**21
+
+
+@njit(cache=True, inline="always")
+def _k53(wa, wb):
+    """``float(wa * 2**21 + (wb >> 11))`` exactly, for 32-bit words ``wa``, ``wb`` (held in uint64)."""
+    return np.float64(np.uint32(wa)) * _TWO_21 + np.float64(np.uint32(wb >> _SH11))
+
+
 @njit(cache=True, inline="always")
 def open_uniform(wa, wb):
     """53-bit uniform in (0, 1] from two words (never 0, so its log is finite)."""
-    k = (wa << _SH21) | (wb >> _SH11)
-    return (np.float64(k) + 1.0) * _TWO_M53
+    return (_k53(wa, wb) + 1.0) * _TWO_M53
 
 
 @njit(cache=True, inline="always")
 def half_open_uniform(wa, wb):
     """53-bit uniform in [0, 1) from two words."""
-    k = (wa << _SH21) | (wb >> _SH11)
-    return np.float64(k) * _TWO_M53
+    return _k53(wa, wb) * _TWO_M53
 
 
 # Transcendentals of the normal transform, as plain polynomials so that the loop over a tile
@@ -130,8 +144,10 @@ _LOG_C = tuple(1.0 / (2 * k + 1) for k in range(12))
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
-_MANT_BITS = np.int64(0x000FFFFFFFFFFFFF)
-_ONE_BITS = np.int64(0x3FF0000000000000)
+_MANT_BITS = np.uint64(0x000FFFFFFFFFFFFF)
+_ONE_BITS = np.uint64(0x3FF0000000000000)
+_SH52 = np.uint64(52)
+_EXP_MASK = np.uint64(0x7FF)
 # sin and cos of 2 pi w for |w| <= 1/8 (|a| <= pi/4): Taylor series to a^17/17! and a^18/18!,
 # truncation below (pi/4)^19/19! ~ 1e-19. The quadrant q = round(4v) is applied by exact sign
 # flips and a swap written as arithmetic (a branch-free select keeps the loop vectorisable).
@@ -162,11 +178,27 @@ def _log_reduced(m, e):
     return e * _LN2_HI + (2.0 * s * p + e * _LN2_LO)
 
 
+_TWO_52 = 2.0**52
+
+
+@njit(cache=True, inline="always")
+def _floor(y):
+    """``floor(y)`` for ``0 <= y < 2**52`` as a float, by adding and removing 2**52 (round to the
+    nearest integer) and stepping down where that rounded up. Not ``math.floor``: Numba's returns
+    an int64 (Python's semantics), and the conversions to and back from it have vector
+    instructions on AVX-512 only."""
+    r = (y + _TWO_52) - _TWO_52
+    return r - 1.0 if r > y else r
+
+
 @njit(cache=True, inline="always")
 def _sincos_2pi(v):
     """``(cos 2 pi v, sin 2 pi v)`` for ``v`` in [0, 1]."""
-    qi = np.int64(math.floor(4.0 * v + 0.5))  # math, not np: every backend compiles it
-    a = _TWO_PI * (v - 0.25 * np.float64(qi))  # exact reduction: v - q/4 has no rounding error
+    # the quadrant q = round(4v) in {0, ..., 4} and its bits, in floating point (exact for such
+    # small integers): float <-> int64 conversions and 64-bit arithmetic shifts have vector
+    # instructions on AVX-512 only, and would make AVX2 / NEON code convert lane by lane
+    q = _floor(4.0 * v + 0.5)
+    a = _TWO_PI * (v - 0.25 * q)  # exact reduction: v - q/4 has no rounding error
     a2 = a * a
     sp = _SIN_C[8]
     sp = sp * a2 + _SIN_C[7]
@@ -188,9 +220,11 @@ def _sincos_2pi(v):
     cp = cp * a2 + _COS_C[2]
     cp = cp * a2 + _COS_C[1]
     cp = cp * a2 + _COS_C[0]
-    odd = np.float64(qi & 1)  # quadrants 1, 3 swap cos and sin
-    sign_c = 1.0 - 2.0 * np.float64(((qi + 1) >> 1) & 1)  # cos sign per quadrant: + - - +
-    sign_s = 1.0 - 2.0 * np.float64((qi >> 1) & 1)  # sin sign per quadrant: + + - -
+    half = _floor(0.5 * q)  # q >> 1
+    odd = q - 2.0 * half  # q & 1: quadrants 1, 3 swap cos and sin
+    half_up = _floor(0.5 * q + 0.5)  # (q + 1) >> 1
+    sign_c = 1.0 - 2.0 * (half_up - 2.0 * _floor(0.5 * half_up))  # cos sign per quadrant: + - - +
+    sign_s = 1.0 - 2.0 * (half - 2.0 * _floor(0.5 * half))  # sin sign per quadrant: + + - -
     return sign_c * (cp + odd * (sn - cp)), sign_s * (sn + odd * (cp - sn))
 
 
@@ -211,12 +245,15 @@ def box_muller_tile(u, v, z0, z1, bits, nc):
     vectorises (the exponent is read from the bits of ``u`` through an int64 view; ``bits``
     is int64 scratch of the tile's length; ``u`` is overwritten with the radii).
     """
-    ub = u.view(np.int64)
+    ub = u.view(np.uint64)
     mant = bits.view(np.float64)
     for c in range(nc):
         bits[c] = (ub[c] & _MANT_BITS) | _ONE_BITS
     for c in range(nc):
-        e = np.float64(((ub[c] >> 52) & 0x7FF) - 1023)
+        # the biased exponent by a logical shift of the unsigned bits (u > 0), converted as a
+        # 32-bit integer: both have vector instructions on AVX2 and NEON, unlike an arithmetic
+        # shift of an int64 or an int64 -> float64 conversion
+        e = np.float64(np.int32((ub[c] >> _SH52) & _EXP_MASK)) - 1023.0
         u[c] = math.sqrt(-2.0 * _log_reduced(mant[c], e))
     for c in range(nc):
         cs, sn = _sincos_2pi(v[c])
