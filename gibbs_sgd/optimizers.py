@@ -257,21 +257,22 @@ def _lerp(a, b, w):
 @njit(cache=True, inline="always")
 def _rmsprop_update(x, g, s, lr, p, c):
     # p = [alpha, eps, momentum, centered]; s = [square_avg (d), momentum_buffer (d), grad_avg (d)]
+    # the options are selects, not branches around stores: a loop over chains then vectorises
+    # without masked stores (which AVX2 and NEON lack as fast instructions); the values are
+    # the branches' bit for bit
     d = x.shape[0]
     alpha = p[0]
+    centered = p[3] != 0.0
+    heavy = p[2] > 0.0
     for i in range(d):
         gi = g[i]
         s[i] = s[i] * alpha + (1.0 - alpha) * gi * gi
-        if p[3] != 0.0:
-            s[2 * d + i] = _lerp(s[2 * d + i], gi, 1.0 - alpha)
-            avg = math.sqrt(s[i] - s[2 * d + i] * s[2 * d + i]) + p[1]
-        else:
-            avg = math.sqrt(s[i]) + p[1]
-        if p[2] > 0.0:
-            s[d + i] = s[d + i] * p[2] + gi / avg
-            x[i] -= lr * s[d + i]
-        else:
-            x[i] -= lr * (gi / avg)
+        ga = _lerp(s[2 * d + i], gi, 1.0 - alpha)
+        s[2 * d + i] = ga if centered else s[2 * d + i]
+        avg = math.sqrt(s[i] - ga * ga if centered else s[i]) + p[1]
+        buf = s[d + i] * p[2] + gi / avg
+        s[d + i] = buf if heavy else s[d + i]
+        x[i] -= lr * buf if heavy else lr * (gi / avg)
 
 
 @dataclass(frozen=True)
@@ -340,9 +341,13 @@ def _adam_update(x, g, s, lr, p, c):
         s[i] = _lerp(s[i], gi, w1)
         s[d + i] = s[d + i] * keep2 + w2 * gi * gi
         v = s[d + i]
-        if p[4] != 0.0:
-            s[2 * d + i] = max(s[2 * d + i], v)
-            v = s[2 * d + i]
+        if s.shape[0] >= 3 * d:  # the state holds v_max (amsgrad's kernels): known when compiled
+            # a select, not a conditional store: a loop over chains then vectorises without masked
+            # stores (which AVX2 and NEON lack as fast instructions)
+            ams = p[4] != 0.0
+            vm = max(s[2 * d + i], v)
+            s[2 * d + i] = vm if ams else s[2 * d + i]
+            v = vm if ams else v
         denom = math.sqrt(v) / bc2_sqrt + eps
         x[i] -= step_size * (s[i] / denom)
 

@@ -4,20 +4,24 @@
 row (the layout is :func:`gibbs_sgd.kernels.cpu.moment_layout`); :func:`bin_index` the one
 definition of a histogram bin.
 """
+import numpy as np
 from numba import njit
 
 
 @njit(cache=True, inline="always")
-def add_sample(acc, x, s, g, loss, lap, zv):
+def add_sample(acc, z, g, loss, lap, count):
     """Add one sampled state to the moment sums ``acc`` (count, L, L^2, Laplacian, |grad L|^2,
     x_k dL/dk, dL/dk, (dL/dk)^2, then z and z z^T for the state vector z = (x, s)).
 
-    ``x`` (d,) the position, ``s`` the optimizer state (n_state * d; longer is fine), ``g`` (d,)
-    the gradient of L at ``x``, ``zv`` scratch of length d * (1 + n_state).
+    ``z`` the state vector: the position ``x`` (its first d numbers), then the optimizer state
+    (d * (1 + n_state) numbers in all), ``g`` (d,) the gradient of L at ``x``. ``count`` is what
+    the sample adds to the count: 1.0; the CPU kernel, which sums a whole tile of chains without
+    a branch, passes 0.0 for a chain that is not alive, with every other input 0.0, so that it
+    adds exactly nothing. Only ``acc`` is written (so a loop over chains is a set of reductions).
     """
-    d = x.shape[0]
-    mz = zv.shape[0]
-    acc[0] += 1.0
+    d = g.shape[0]
+    mz = z.shape[0]
+    acc[0] += count
     acc[1] += loss
     acc[2] += loss * loss
     acc[3] += lap
@@ -25,18 +29,14 @@ def add_sample(acc, x, s, g, loss, lap, zv):
     for i in range(d):
         gi = g[i]
         acc[4] += gi * gi
-        acc[o + i] += x[i] * gi
+        acc[o + i] += z[i] * gi
         acc[o + d + i] += gi
         acc[o + 2 * d + i] += gi * gi
-    for i in range(d):
-        zv[i] = x[i]
-    for i in range(mz - d):
-        zv[d + i] = s[i]
     o += 3 * d
     for m in range(mz):
-        acc[o + m] += zv[m]
+        acc[o + m] += z[m]
         for q in range(mz):
-            acc[o + mz + m * mz + q] += zv[m] * zv[q]
+            acc[o + mz + m * mz + q] += z[m] * z[q]
 
 
 @njit(cache=True, inline="always")
@@ -51,11 +51,16 @@ def bin_index(v, lo, inv, period, nb):
             # v a hair below lo (mod period): the remainder rounded up to the period itself. It
             # lies at the top of the period: the last bin when the range covers the period.
             return nb - 1 if period * inv > nb - 0.5 else nb
-        y = r * inv
-    else:
-        y = (v - lo) * inv
-    if not y >= 0.0:
-        return -1
-    if y >= nb:
-        return nb
-    return int(y)  # y >= 0: truncation is the floor
+        return bin_of_offset(r * inv, nb)
+    return bin_of_offset((v - lo) * inv, nb)
+
+
+@njit(cache=True, inline="always")
+def bin_of_offset(y, nb):
+    """The bin of ``y = (v - lo) * inv``: ``-1`` below 0 (or NaN), ``nb`` at or above ``nb``,
+    else ``floor(y)``. Written without branches (selects), and converting through int32 (``nb <
+    2**31``): a float to int64 conversion has a vector instruction on AVX-512 only, so the CPU
+    kernel's loop over a tile of chains vectorises on AVX2 and NEON too."""
+    yc = y if y < nb else np.float64(nb)  # also NaN -> nb, never converted out of range
+    k = np.int32(yc)  # yc >= 0 where it is used: truncation is the floor
+    return np.int64(k) if y >= 0.0 else np.int64(-1)

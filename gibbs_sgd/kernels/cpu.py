@@ -27,11 +27,11 @@ Work decomposition (what makes results independent of threads and chunking):
 * the histograms (per coordinate, joint for d = 2, of the loss) are kept per block too: their
   scatter over blocks gives the design effect of the goodness-of-fit test.
 
-What makes the step loop vectorise (LLVM, AVX-512 on the reference machine: 8 chains per
-instruction). A tile lives in per-thread workspaces as rows of TILE columns, one column per
-chain: position and optimizer state (the state dtype), gradient, normals and alive flags
-(float64). The model functions see one chain as column views (``x = TX[0:D, c]``), so they keep
-their one-chain calling convention, and the chain loop vectorises because:
+What makes the step loop vectorise (LLVM; 8 chains per AVX-512 instruction, 4 per AVX2 one). A
+tile lives in per-thread workspaces as rows of TILE columns, one column per chain: position and
+optimizer state (the state dtype), gradient, normals and alive flags (float64). The model
+functions see one chain as column views (``x = TX[0:D, c]``), so they keep their one-chain
+calling convention, and the chain loop vectorises because:
 
 * the library's kernels compile with ``_nrt=False`` and allocate nothing (the workspaces come
   from :class:`Engine`): with reference counting on, every view made in the loop left NRT
@@ -40,10 +40,27 @@ their one-chain calling convention, and the chain loop vectorises because:
   from one pointer and LLVM proves the rows disjoint (with float64 state both tiles are cut
   from one buffer, so not even an overlap test is left);
 * short parameter arrays reach the model as tuples: values, which no store can alias;
-* the alive flags are floats in the tile, so the branch on them becomes a vector mask.
+* the alive flags are floats in the tile, so the branch on them becomes a vector mask; where
+  masked stores are slow (every target but AVX-512: :func:`target_isa`), LLVM's cost model
+  refused to vectorise Adam's step with them, so there the step is written with selects
+  instead (``_STEP_SELECT``: the same arithmetic, the same bits);
+* the generator and the statistics use only operations AVX2 and NEON have in vector registers:
+  32-bit integer <-> float conversions, logical shifts, floors in floating point (no int64
+  conversions or arithmetic shifts, which only AVX-512 vectorises).
 
-Measured on the benchmark's Adam case: 165 -> 397 M chain-steps/s (2 cores); see
-``benchmarks/adam_step_bound.py`` for what bounds it.
+The statistics of a sampled step are one pass over the tile (the loss, the gradient and
+Laplacian of the sample, the moment sums through :func:`~gibbs_sgd.kernels.common.add_sample`,
+the extended bin of every coordinate and of the loss), vectorised with the same mask-free
+selects: a chain that is not alive adds 0.0. The moment sums go to 8 partial sums per column
+(chain c into partial c mod 8, in step order), added pairwise into the block's row when the
+tile ends its segment; the trace the same way per step (:func:`tile_sums`); the bins are counted
+into 4 interleaved copies of per-thread counters (consecutive chains in one bin are then not a
+chain of dependent increments), folded into the block's histograms with the moment sums. Every
+order is fixed by the tile, never by the vector width, so the statistics are the same bits on
+AVX2 and AVX-512, whatever the threads or chunking.
+
+Measured with ``gibbs-sgd bench --isa native avx2`` and ``benchmarks/where_time_goes.py``
+(README, Performance).
 """
 from __future__ import annotations
 
@@ -150,13 +167,40 @@ def fixed_tile(typingctx, buf, tid, rows, cols):
 
     return out_type(buf, tid, rows, cols), codegen
 
+@intrinsic
+def stack_array(typingctx, n, cols):
+    """A float64 array of ``n`` x ``cols`` (literal ints) on the stack of the calling function.
+
+    Why: the moment sums of a tile's samples are reductions over its chains; LLVM keeps them in
+    vector registers (and so vectorises the loop) only if it can prove that their memory is
+    touched by nothing else in the loop, which it can for a stack array and not for a buffer
+    passed in. The array holds no reference and dies with the function's frame."""
+    if not (isinstance(n, types.IntegerLiteral) and isinstance(cols, types.IntegerLiteral)):
+        return None
+    rows, width = n.literal_value, cols.literal_value
+    out_type = types.Array(types.float64, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+
+        dbl = context.get_data_type(types.float64)
+        data = cgutils.alloca_once(builder, dbl, size=context.get_constant(types.intp, rows * width))
+        out = make_array(out_type)(context, builder)
+        const = lambda v: context.get_constant(types.intp, v)
+        populate_array(out, data=data, shape=(const(rows), const(width)), strides=(const(8 * width), const(8)),
+                       itemsize=const(8), meminfo=None)
+        return out._getvalue()
+
+    return out_type(n, cols), codegen
+
+
 _TEMPLATE = '''\
 # Generated by gibbs_sgd.kernels.cpu -- do not edit (structure: {structure}).
 import numpy as np
 from numba import njit
 from gibbs_sgd.rng import stream_words, open_uniform, half_open_uniform, box_muller_tile
-from gibbs_sgd.kernels.common import add_sample, bin_index
-from gibbs_sgd.kernels.cpu import fixed_tile, fixed_tiles
+from gibbs_sgd.kernels.common import add_sample, bin_index, bin_of_offset
+from gibbs_sgd.kernels.cpu import fixed_tile, fixed_tiles, stack_array
 {imports}
 
 D = {D}
@@ -178,11 +222,18 @@ ZR = D
 AR = D + NZ1
 UR = AR + 1
 LRR = UR + 4
-# then this thread's scratch of the sampled steps (the tile's moment sums, the state vector, the
-# gradient): in the tile, at constant offsets, so they cannot alias the rows
-SCR = LRR + 1
-NSCR = (NACC + 5 + MZ + D + TILE - 1) // TILE
-RF = SCR + NSCR
+# then, for the sampled steps: the state with 0.0 in chains that are not alive, the extended
+# bin of each coordinate and of the loss (int64), the Laplacian, and 8 partial sums
+ZSR = LRR + 1
+KFR = ZSR + RX
+LPR = KFR + D + 1
+RF = LPR + 1
+NA = NACC + 5
+# histogram counters per thread: NHC interleaved copies (consecutive chains count into different
+# copies, so a run of chains in one bin is not one chain of dependent increments), each with a
+# row per coordinate and one for the loss of W = max(bins) + 3 slots: below, the bins, above and
+# a slot for chains that are not alive
+NHC = 4  # (the counting loop below is written out for 4)
 SAMPLE = {SAMPLE}
 TRACE = {TRACE}
 TRAJ = {TRAJ}
@@ -220,6 +271,36 @@ def draw_tile(TF, IB, first, nc, t, k0, k1):
 
 
 @njit(cache={CACHE}, error_model="numpy", nogil=True, inline="always", fastmath={{"contract"}})
+def tile_sums(ra, rb):
+    """The sums of two tile rows, each in a fixed order that vectorises: 8 partial sums over the
+    columns c = j mod 8 (eight scalars, which LLVM keeps in one vector register: an array in
+    memory would make every add wait on the previous store; the two rows' chains of adds
+    overlap), then added pairwise; the same bits on every instruction set."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = 0.0
+    for q in range(TILE // 8):
+        o = 8 * q
+        a0 += ra[o]
+        a1 += ra[o + 1]
+        a2 += ra[o + 2]
+        a3 += ra[o + 3]
+        a4 += ra[o + 4]
+        a5 += ra[o + 5]
+        a6 += ra[o + 6]
+        a7 += ra[o + 7]
+        b0 += rb[o]
+        b1 += rb[o + 1]
+        b2 += rb[o + 2]
+        b3 += rb[o + 3]
+        b4 += rb[o + 4]
+        b5 += rb[o + 5]
+        b6 += rb[o + 6]
+        b7 += rb[o + 7]
+    return (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)),
+            ((b0 + b1) + (b2 + b3)) + ((b4 + b5) + (b6 + b7)))
+
+
+@njit(cache={CACHE}, error_model="numpy", nogil=True, inline="always", fastmath={{"contract"}})
 def chain_step(TX, TF, Z, c, chain, t, lr, cf, pl, pn, po, data, batch, k0, k1, scratch, center, bound):
     """One step of chain c of the tile: minibatch gradient, update; False if it diverged."""
     xc = TX[0:D, c]
@@ -239,7 +320,7 @@ def chain_step(TX, TF, Z, c, chain, t, lr, cf, pl, pn, po, data, batch, k0, k1, 
 @njit(cache={CACHE}, error_model="numpy", nogil=True, fastmath={{"contract"}}, _nrt={NRT}, boundscheck={BOUNDS})
 def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, pn_a, data, po_a, batch,
                 records, block, hlo, hinv, hper, lossr, hist1, hist2, histL, hout,
-                mom, trace, trace_every, traj, traj_every, center_a, bound, wx, wf, wm, wi):
+                mom, trace, trace_every, traj, traj_every, center_a, bound, wx, wf, wm, wi, wh):
     n = X.shape[0]
     nb = hist1.shape[2]
     nb2 = hist2.shape[1]
@@ -253,12 +334,17 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
     Z = TF[ZR:ZR + NZ1]
     ta = TF[AR]
     IB = wi[tid, 0:HALF]
-    bins = wi[tid, HALF:HALF + D]
     LR = TF[LRR]
-    sums = TF[SCR:SCR + NSCR].reshape(NSCR * TILE)
-    acc = sums[0:NACC + 5]
-    zv = sums[NACC + 5:NACC + 5 + MZ]
-    gt = sums[NACC + 5 + MZ:NACC + 5 + MZ + D]
+    ZS = TF[ZSR:ZSR + RX]
+    KI = TF[KFR:KFR + D + 1].view(np.int64)
+    A8 = stack_array(NA, 8)
+    W = max(nb, nbl) + 3
+    trash = np.int64(W - 1)
+    lo_l = lossr[0]
+    inv_l = lossr[1]
+    hlo_t = {HLO}
+    hinv_t = {HINV}
+    HC = wh[tid].reshape(NHC, D + 1, W)
     scratch = wm[tid]
     # the parameters as tuples where short: values, not memory, so nothing the loop stores
     # can alias them and LLVM keeps them in registers
@@ -282,19 +368,19 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
                     TX[i, c] = X[c0 + c, i]
                 for i in range(NSD):
                     TX[D + i, c] = S[c0 + c, i]
+            for c in range(nc, TILE):  # the statistics run over whole tiles: the rest is not alive
+                ta[c] = 0.0
+            # the tile's moment sums: 8 partial sums per column of the moment row (chain c into
+            # partial c mod 8, in step order), added pairwise into the block's row at the end
+            for q in range(NA):
+                for j in range(8):
+                    A8[q, j] = 0.0
+            sampled = False
             for t in range(t0, t1):
                 lr = lrs[t]
                 cf = {CF}
                 draw_tile(TF, IB, first, nc, t, k0, k1)
-                # the step (the hot loop), vectorised across chains with the alive flags as a
-                # mask (measured as fast as a branch-free copy for all-alive tiles, and half
-                # the code to compile)
-                for c in range(nc):
-                    if ta[c] != 0.0:
-                        if not chain_step(TX, TF, Z, c, first + c, t, lr, cf, pl, pn, po, data, batch, k0, k1,
-                                          scratch, center, bound):
-                            ta[c] = 0.0
-                rec = records[t]  # what step t records (bits SAMPLE, TRACE, TRAJ)
+{STEP}                rec = records[t]  # what step t records (bits SAMPLE, TRACE, TRAJ)
                 if rec == 0:
                     continue
                 sample = (rec & SAMPLE) != 0
@@ -308,59 +394,94 @@ def run_segment(tid, nt, X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl_a, p
                                 traj[first + c, t // traj_every, i] = TX[i, c]
                 if not (sample or do_trace):
                     continue
-                # the loss trace and the moment sums, over the tile chain by chain (in chain
-                # order: the sums are the same bit for bit however the chains are chunked)
-                tr_sum = 0.0
-                tr_n = 0.0
-                for q in range(NACC + 5):
-                    acc[q] = 0.0
-                for c in range(nc):
-                    if ta[c] == 0.0:
-                        continue
-                    xc = TX[0:D, c]
-                    L = land_loss(xc, pl)
-                    if not np.isfinite(L):
-                        ta[c] = 0.0
-                        continue
-                    tr_sum += L
-                    tr_n += 1.0
-                    if sample:
+                # over the whole tile (columns >= nc are not alive), in one pass: the loss (a
+                # non-finite one ends the chain, which is then not counted) and, on a sampled
+                # step, the sample's moment sums and the extended bin of every coordinate and of
+                # the loss (0 below, 1 + bin, nb + 1 above, TRASH for a chain not alive). A
+                # chain that is not alive adds 0.0 to every sum and to the count.
+                if sample:
+                    sampled = True
+                    for c8 in range(TILE // 8):
+                      for j in range(8):
+                        c = 8 * c8 + j
+                        L = land_loss(TX[0:D, c], pl)
+                        live = (ta[c] != 0.0) & np.isfinite(L)
+                        w = 1.0 if live else 0.0
+                        ta[c] = w
+                        L = L if live else 0.0
                         LR[c] = L
-                        land_grad(xc, pl, gt)
-                        add_sample(acc, xc, TX[D:D + NSD, c], gt, L, land_lap(xc, pl), zv)
+                        g = TF[GR:GR + D, c]
+                        land_grad(TX[0:D, c], pl, g)
+                        lap = land_lap(TX[0:D, c], pl)
+                        for i in range(D):
+                            g[i] = g[i] if live else 0.0
+                        for i in range(RX):
+                            ZS[i, c] = TX[i, c] if live else 0.0
+                        lap = lap if live else 0.0
+                        add_sample(A8[:, j], ZS[0:MZ, c], g, L, lap, w)
+                        for i in range(D):  # periodic coordinates: redone below
+                            k = bin_of_offset((TX[i, c] - hlo_t[i]) * hinv_t[i], nb)
+                            KI[i, c] = k + 1 if live else trash
+                        k = bin_of_offset((L - lo_l) * inv_l, nbl)
+                        KI[D, c] = k + 1 if live else trash
+                    for i in range(D):
+                        if hper[i] > 0.0:  # folded onto the period first (a remainder: not vectorised)
+                            for c in range(TILE):
+                                k = bin_index(TX[i, c], hlo[i], hinv[i], hper[i], nb)
+                                KI[i, c] = k + 1 if ta[c] != 0.0 else trash
+                else:
+                    for c in range(TILE):
+                        L = land_loss(TX[0:D, c], pl)
+                        live = (ta[c] != 0.0) & np.isfinite(L)
+                        ta[c] = 1.0 if live else 0.0
+                        LR[c] = L if live else 0.0
                 if do_trace:
+                    tr_sum, tr_n = tile_sums(LR, ta)
                     trace[b, t // trace_every, 0] += tr_sum
                     trace[b, t // trace_every, 1] += tr_n
                 if not sample:
                     continue
+                # count the bins: chain c into copy c % 4 (so that a run of chains in one bin
+                # is not one chain of dependent increments)
+                for i in range(D + 1):
+                    ki = KI[i]
+                    h0 = HC[0, i]
+                    h1 = HC[1, i]
+                    h2 = HC[2, i]
+                    h3 = HC[3, i]
+                    for c4 in range(0, TILE, 4):
+                        h0[np.uint64(ki[c4])] += 1
+                        h1[np.uint64(ki[c4 + 1])] += 1
+                        h2[np.uint64(ki[c4 + 2])] += 1
+                        h3[np.uint64(ki[c4 + 3])] += 1
+                if D == 2 and nb2 > 1:
+                    for c in range(TILE):
+                        k_0 = KI[0, c] - 1
+                        k_1 = KI[1, c] - 1
+                        if 0 <= k_0 < nb and 0 <= k_1 < nb:
+                            h_2[k_0, k_1] += 1
+            # this tile's counts and sums into its block's rows (a fixed order: the same bits
+            # however the chains are chunked or threaded); the counters and sums are left at 0
+            if sampled:
                 m = mom[b]
-                for q in range(NACC + 5):
-                    m[q] += acc[q]
-                # the histograms (periodic coordinates folded onto the box first)
-                for c in range(nc):
-                    if ta[c] == 0.0:
-                        continue
-                    inside = True
-                    for i in range(D):
-                        k = bin_index(TX[i, c], hlo[i], hinv[i], hper[i], nb)
-                        if k < 0:
-                            h_out[i, 0] += 1
-                            inside = False
-                        elif k >= nb:
-                            h_out[i, 1] += 1
-                            inside = False
+                for q in range(NA):
+                    m[q] += ((A8[q, 0] + A8[q, 1]) + (A8[q, 2] + A8[q, 3])) + ((A8[q, 4] + A8[q, 5]) + (A8[q, 6] + A8[q, 7]))
+                for j in range(NHC):
+                    for i in range(D + 1):
+                        row = HC[j, i]
+                        nbi = nb if i < D else nbl
+                        if i < D:
+                            h_out[i, 0] += row[0]
+                            h_out[i, 1] += row[nbi + 1]
+                            for k in range(nbi):
+                                h_1[i, k] += row[k + 1]
                         else:
-                            h_1[i, k] += 1
-                        bins[i] = k
-                    if D == 2 and inside and nb2 > 1:
-                        h_2[bins[0], bins[1]] += 1
-                    k = bin_index(LR[c], lossr[0], lossr[1], 0.0, nbl)
-                    if k < 0:
-                        h_out[D, 0] += 1
-                    elif k >= nbl:
-                        h_out[D, 1] += 1
-                    else:
-                        h_l[k] += 1
+                            h_out[D, 0] += row[0]
+                            h_out[D, 1] += row[nbi + 1]
+                            for k in range(nbi):
+                                h_l[k] += row[k + 1]
+                        for k in range(W):
+                            row[k] = 0
             for c in range(nc):
                 alive[c0 + c] = 1 if ta[c] != 0.0 else 0
                 for i in range(D):
@@ -394,6 +515,88 @@ def rng_only(tid, nt, n, t0, t1, chain0, k0, k1, out, wf, wi):
         acc += sums[c]
     out[tid] += acc
 '''
+
+
+# The step over a tile, the hot loop, vectorised across chains. Two forms of the same arithmetic
+# (the same bits): with masked stores, the chains that are not alive skipped by a mask (AVX-512
+# has mask registers and cheap masked stores; measured fastest there), and without (for AVX2,
+# NEON, SSE: LLVM's cost model refuses to vectorise Adam's step with their slow masked stores,
+# and it ran scalar): every chain's gradient in one loop, then every chain steps on a copy of
+# its state kept in the rows ZS, and one that is not alive gets it back by a select.
+_STEP_MASKED = '''\
+                for c in range(nc):
+                    if ta[c] != 0.0:
+                        if not chain_step(TX, TF, Z, c, first + c, t, lr, cf, pl, pn, po, data, batch, k0, k1,
+                                          scratch, center, bound):
+                            ta[c] = 0.0
+'''
+_STEP_SELECT = '''\
+                for c in range(nc):
+                    xc = TX[0:D, c]
+                    g = TF[GR:GR + D, c]
+                    if ADDS:
+                        land_grad(xc, pl, g)
+                    noise_fn(xc, g, pn, data, batch, Z, c, k0, k1, first + c, t, scratch)
+                for c in range(nc):
+                    live = ta[c] != 0.0
+                    for i in range(RX):
+                        ZS[i, c] = TX[i, c]
+                    update(TX[0:D, c], TF[GR:GR + D, c], TX[D:D + NSD, c], lr, po, cf)
+                    ok = True
+                    for i in range(D):  # also catches NaN
+                        ok = ok & (abs(TX[i, c] - center[i]) <= bound)
+                    for i in range(RX):
+                        TX[i, c] = TX[i, c] if live else ZS[i, c]
+                    ta[c] = 1.0 if live & ok else 0.0
+'''
+
+_ISA = None
+_PROBE_IR = """
+define void @probe(ptr %p, ptr %q) {
+  %a = load <8 x double>, ptr %p
+  %b = load <8 x double>, ptr %q
+  %c = call <8 x double> @llvm.fma.v8f64(<8 x double> %a, <8 x double> %b, <8 x double> %a)
+  store <8 x double> %c, ptr %p
+  ret void
+}
+declare <8 x double> @llvm.fma.v8f64(<8 x double>, <8 x double>, <8 x double>)
+"""
+
+
+def target_isa() -> dict:
+    """The instruction set Numba compiles the kernels for in this process.
+
+    Read from the machine code of a one-line probe (an FMA of 8 doubles) assembled by Numba's
+    own target machine, so it honours ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` exactly as the
+    kernels do (``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=""`` gives AVX2 code on any x86-64;
+    the name alone keeps the host's features). Returns ``{"isa": "AVX-512" | "AVX2" | "AVX" |
+    "SSE" | "NEON" | ..., "cpu": the CPU name, "features": the feature string or None (the
+    CPU's own), "overridden": whether either variable is set}``."""
+    global _ISA
+    if _ISA is None:
+        import llvmlite.binding as llvm
+        from numba.core.registry import cpu_target
+
+        cg = cpu_target.target_context.codegen()
+        tm = cg._tm
+        mod = llvm.parse_assembly(_PROBE_IR)
+        mod.triple = tm.triple
+        asm = tm.emit_assembly(mod)
+        code = "\n".join(line for line in asm.splitlines() if line.startswith("\t") and not line.strip().startswith("."))
+        if "%zmm" in code:
+            isa = "AVX-512"
+        elif "%ymm" in code:
+            isa = "AVX2" if "vfmadd" in code else "AVX"
+        elif "%xmm" in code:
+            isa = "SSE"
+        elif "fmla" in code and ".2d" in code:
+            isa = "NEON"
+        else:
+            isa = tm.triple.split("-")[0]
+        _ISA = {"isa": isa, "cpu": cg._get_host_cpu_name(),
+                "features": numba.config.CPU_FEATURES,
+                "overridden": numba.config.CPU_NAME is not None or numba.config.CPU_FEATURES is not None}
+    return dict(_ISA)
 
 
 _POOL = None
@@ -575,7 +778,9 @@ def build(landscape, noise, optimizer, batch_size: int = 1):
         "coef": int(np.shape(optimizer.step_coefficients(1))[1]),
     }
     sizes = {k: (n if library and 0 < n <= MAX_TUPLE else None) for k, n in lengths.items()}
-    key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), tuple(sizes.values()))
+    masked = target_isa()["isa"] == "AVX-512"
+    key = (landscape.structure_key(), noise.structure_key(), optimizer.structure_key(), tuple(sizes.values()),
+           "masked" if masked else "select")
     if key in _KERNELS:
         return _KERNELS[key]
     src = _TEMPLATE.format(
@@ -597,6 +802,9 @@ def build(landscape, noise, optimizer, batch_size: int = 1):
         PN=_as_tuple("pn_a", sizes["pn"]),
         PO=_as_tuple("po_a", sizes["po"]),
         CENTER=_as_tuple("center_a", d if library and d <= MAX_TUPLE else None),
+        STEP=_STEP_MASKED if masked else _STEP_SELECT,
+        HLO=_as_tuple("hlo", d if d <= MAX_TUPLE else None),
+        HINV=_as_tuple("hinv", d if d <= MAX_TUPLE else None),
         CF=_as_tuple("coef", sizes["coef"], row="t, "),
     )
     module = load_generated(src, fns, "gibbs_sgd_kernel", key)
@@ -605,10 +813,12 @@ def build(landscape, noise, optimizer, batch_size: int = 1):
     return module
 
 
-def workspaces(module, nt: int, dtype, scratch_size: int = 0) -> dict:
+def workspaces(module, nt: int, dtype, scratch_size: int = 0, bins: int = 1, loss_bins: int = 1) -> dict:
     """Per-thread scratch of ``run_segment`` / ``rng_only`` (the kernels allocate nothing).
 
-    With float64 state both tiles are cut from ``wx`` (see :func:`fixed_tiles`)."""
+    With float64 state both tiles are cut from ``wx`` (see :func:`fixed_tiles`); ``wh`` holds
+    the histogram counters of a tile (``NHC`` copies of ``D + 1`` rows of ``max(bins,
+    loss_bins) + 3`` slots)."""
     m = module
     dtype = np.dtype(dtype)
     rows_x = m.RX + m.RF if dtype == np.float64 else m.RX
@@ -617,6 +827,7 @@ def workspaces(module, nt: int, dtype, scratch_size: int = 0) -> dict:
         "wf": np.zeros((nt, m.RF * TILE)),
         "wm": np.zeros((nt, max(1, scratch_size))),
         "wi": np.zeros((nt, m.HALF + m.D), np.int64),
+        "wh": np.zeros((nt, m.NHC * (m.D + 1) * (max(bins, loss_bins) + 3)), np.int64),
     }
 
 
@@ -647,7 +858,8 @@ class Engine:
     def load(self, X, S, alive):
         self.X, self.S, self.alive = X, S, alive
         if self.work is None or self.work["wx"].dtype != X.dtype:
-            self.work = workspaces(self.kern, self.threads, X.dtype, int(self.c["scratch_size"]))
+            self.work = workspaces(self.kern, self.threads, X.dtype, int(self.c["scratch_size"]),
+                                   self.host["hist1"].shape[2], self.host["histL"].shape[1])
 
     def segment(self, t0, t1, c_lo, b_lo, b_hi):
         c, h, w = self.c, self.host, self.work
@@ -658,7 +870,7 @@ class Engine:
             c["hlo"], c["hinv"], c["hper"], c["lossr"], h["hist1"][b_lo:b_hi], h["hist2"][b_lo:b_hi],
             h["histL"][b_lo:b_hi], h["hout"][b_lo:b_hi], h["moments"][b_lo:b_hi], h["trace"][b_lo:b_hi],
             np.int64(c["trace_every"]), h["traj"], np.int64(c["traj_every"]), c["center"],
-            float(c["bound"]), w["wx"], w["wf"], w["wm"], w["wi"],
+            float(c["bound"]), w["wx"], w["wf"], w["wm"], w["wi"], w["wh"],
         )
 
     def set_consts(self, values: dict):

@@ -188,7 +188,11 @@ def run_segment(X, S, alive, t0, t1, chain0, k0, k1, lrs, coef, pl, pn, data, po
         if not sample or a == 0:
             continue
         land_grad(x, pl, gt)
-        add_sample(acc, x, s, gt, L, land_lap(x, pl), zv)
+        for i in range(D):  # the state vector z = (x, s)
+            zv[i] = x[i]
+        for i in range(MZ - D):
+            zv[D + i] = s[i]
+        add_sample(acc, zv, gt, L, land_lap(x, pl), 1.0)
         inside = True
         k_0 = 0
         k_1 = 0
