@@ -4,7 +4,8 @@ and ``validate`` (the lecture's claims).
 ::
 
     gibbs-sgd demo  [--chains 1000000] [--steps 16000] [--seed 0] [--out figures/quickstart.png]
-    gibbs-sgd bench [--backend cpu|cuda] [--chains N] [--steps N] [--repeat 3] [--json PATH] [--figure PATH]
+    gibbs-sgd bench [--backend cpu|cuda] [--chains N] [--steps N] [--repeat 3] [--isa native avx2] [--json PATH]
+                    [--figure PATH]
                     [--cases ...]
     gibbs-sgd validate [--quick | --tiny] [--out FOLDER] [--only NAME ...]
     gibbs-sgd --version
@@ -335,12 +336,24 @@ def _cmd_bench(args) -> int:
             raise SystemExit(f"--cases: {unknown} are not CPU cases; choose from {list(bench.CASES)}")
         run, fmt = bench.run_benchmarks, bench.format_table
         chains, steps = args.chains or bench.DEFAULT_CHAINS, args.steps or bench.DEFAULT_STEPS
-    data = run(cases=args.cases, n_chains=chains, n_steps=steps, repeat=args.repeat, burn_in=args.burn_in,
-               thin=args.thin, seed=args.seed, log=log)
-    table = fmt(data)
+    if args.isa and not cuda:
+        # one process per instruction set (Numba fixes its target when it starts), interleaved
+        forward = ["--chains", str(chains), "--steps", str(steps), "--thin", str(args.thin), "--seed", str(args.seed)]
+        if args.burn_in is not None:
+            forward += ["--burn-in", str(args.burn_in)]
+        if args.cases:
+            forward += ["--cases", *args.cases]
+        data = bench.run_isas(args.isa, forward, args.repeat, log=log)
+        tables = [bench.format_table(d) for d in data["isas"].values()]
+        table = "\n\n".join(tables + [bench.format_isa_comparison(data)])
+        missed = [f"{isa}: {m}" for isa, d in data["isas"].items() for m in bench.missed_targets(d)]
+    else:
+        data = run(cases=args.cases, n_chains=chains, n_steps=steps, repeat=args.repeat, burn_in=args.burn_in,
+                   thin=args.thin, seed=args.seed, log=log)
+        table = fmt(data)
+        missed = bench.missed_targets(data)
     data["table_markdown"] = table
     print(table)
-    missed = bench.missed_targets(data)
     if missed:
         print("\nTargets missed:\n" + "\n".join(f"  - {m}" for m in missed))
     if args.json:
@@ -426,6 +439,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=_nonneg_int, default=0)
     b.add_argument("--cases", nargs="+", choices=sorted(set(CASES) | set(CUDA_CASES)), default=None, metavar="CASE",
                    help=f"subset of cases; cpu: {', '.join(CASES)}; cuda: {', '.join(CUDA_CASES)} (default all)")
+    b.add_argument("--isa", nargs="+", choices=["native", "avx2"], default=None, metavar="ISA",
+                   help="cpu: compile for these instruction sets, each in its own process, interleaved, and print "
+                        "a table per set and their ratios (native: this CPU's; avx2: any x86-64 AVX2 + FMA CPU's, "
+                        "through NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=''); default: this process's target")
     b.add_argument("--json", metavar="PATH", default=None, help="also write everything as JSON")
     b.add_argument("--figure", metavar="PATH", default=None, help="also draw the rates as a bar chart (matplotlib)")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
