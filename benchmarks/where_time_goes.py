@@ -86,7 +86,7 @@ def main(argv=None):
         for isa in isas:
             env = dict(os.environ)
             if isa in bench.ISA_TARGETS:
-                for k in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
+                for k in bench.ISA_TARGETS["avx2"]:
                     env.pop(k, None)
                 env.update(bench.ISA_TARGETS[isa])
             cmd = [sys.executable, __file__, "--one-round", "--cases", *args.cases, "--chains", str(args.chains),

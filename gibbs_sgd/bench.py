@@ -43,14 +43,23 @@ repeats is reported, which is the least disturbed by other work on the machine):
     the whole fused step keeps. (It adds every normal into a per-chain sum, a vectorised add
     that costs next to nothing, so that nothing is optimised away.)
 
-(a) and (b) use the same burn-in and thinning: ``burn_in = n_steps // 2`` (simulate's default)
-and ``thin = 10`` (samples of a stationary chain ten steps apart are what a user histograms;
-sampling every step would measure the statistics code rather than the optimizer). Each
-report also checks that (a) and (b) did the same job: their mean losses over the sampling
-window must agree within the Monte-Carlo error.
+(d) **JAX** (when ``jax`` is installed: the ``bench`` extra) -- the same job as (b) written as a
+    performance-minded user would in JAX, float64: one jitted function, a ``lax.scan`` over the
+    burn-in steps and one over blocks of ``thin`` steps whose first is sampled (histogram by
+    ``jnp.bincount``, sums of L and L^2), compiled before the clock starts
+    (:mod:`gibbs_sgd._bench_jax`; for 1-D SGD and Adam). XLA may use every core.
 
-Targets: simulate >= 4x NumPy for the SGD and heavy-ball cases and >= 6x for Adam; simulate >=
-85% of the RNG-only rate (80% for Adam).
+(e) **simulate, thin 1** -- (a) with every step sampled and traced: the cost of the statistics.
+
+(a), (b) and (d) use the same burn-in and thinning: ``burn_in = n_steps // 2`` (simulate's
+default) and ``thin = 10`` by default (``--thin 100`` for the README's table). Each report also
+checks that (a), (b) and (d) did the same job: their mean losses over the sampling window must
+agree within the Monte-Carlo error. The kernels are compiled for the instruction set Numba
+targets in the process (named in the table); ``gibbs-sgd bench --isa native avx2`` runs one
+process per target (:data:`ISA_TARGETS`), interleaved, to compare them on one machine.
+
+Targets, on AVX2 and on AVX-512 alike: 1-D SGD >= 6x NumPy, >= 4x JAX and >= 70% of RNG-only;
+Adam >= 6x NumPy, >= 3x JAX and >= 55% of RNG-only; thin 1 >= 75% of the thin-100 rate.
 """
 from __future__ import annotations
 
@@ -707,9 +716,16 @@ def _derive(entry: dict, work: int) -> None:
                                    if tg.get("thin1_over_thin") else None)
 
 
-# Instruction sets a benchmark can compile for, as the environment Numba reads when it starts:
-# "native" is the host's own; "avx2" any x86-64 CPU's AVX2 + FMA code (Haswell's features).
-ISA_TARGETS = {"native": {}, "avx2": {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}}
+# Instruction sets a benchmark can compile for, as the environment the libraries read when they
+# start: "native" is the host's own; "avx2" any x86-64 CPU's AVX2 + FMA code (Haswell's
+# features) for Numba, and the same ceiling for the codes it is compared with: NumPy's
+# AVX-512 dispatch targets switched off, XLA (JAX) capped at AVX2.
+ISA_TARGETS = {
+    "native": {},
+    "avx2": {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
+             "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR",
+             "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"},
+}
 
 
 def run_isas(isas, args: list[str], repeat: int, log: Callable[[str], None] | None = None) -> dict:
@@ -732,7 +748,7 @@ def run_isas(isas, args: list[str], repeat: int, log: Callable[[str], None] | No
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeat):
             for isa in isas:
-                env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+                env = {k: v for k, v in os.environ.items() if k not in ISA_TARGETS["avx2"]}
                 env.update(ISA_TARGETS[isa])
                 path = os.path.join(tmp, f"{isa}-{r}.json")
                 log(f"[{isa}] round {r + 1}/{repeat}")

@@ -25,9 +25,28 @@ def test_bench_small(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(path.read_text())
     case = data["cases"]["sgd-quadratic"]
-    assert set(case["rate"]) == {"simulate", "numpy", "rng_only"}
+    assert set(case["rate"]) == {"simulate", "simulate_thin1", "numpy", "jax", "rng_only"}
     assert abs(case["check"]["z"]) < 5  # simulate and NumPy did the same job
     assert "| 1-D SGD, quadratic |" in proc.stdout
+    assert data["machine"]["compiled_for"]["isa"] in proc.stdout  # the instruction set is named
+    if data["machine"]["versions"]["jax"]:  # and so did JAX, where installed
+        assert case["rate"]["jax"] > 0 and abs(case["check"]["z_jax"]) < 5
+
+
+def test_bench_both_instruction_sets(tmp_path):
+    """``--isa native avx2``: one process per target, a table per target and their ratios."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    path = tmp_path / "b.json"
+    proc = _cli("bench", "--chains", "2000", "--steps", "20", "--repeat", "1", "--cases", "sgd-quadratic",
+                "--isa", "native", "avx2", "--json", str(path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(path.read_text())
+    assert set(data["isas"]) == {"native", "avx2"}
+    assert data["isas"]["avx2"]["machine"]["compiled_for"]["isa"] == "AVX2"
+    assert "kernels compiled for **AVX2**" in proc.stdout and "Rates relative to native" in proc.stdout
 
 
 def test_version_and_bad_arguments():
