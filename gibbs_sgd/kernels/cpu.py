@@ -577,11 +577,19 @@ def target_isa() -> dict:
         import llvmlite.binding as llvm
         from numba.core.registry import cpu_target
 
-        cg = cpu_target.target_context.codegen()
-        tm = cg._tm
-        mod = llvm.parse_assembly(_PROBE_IR)
-        mod.triple = tm.triple
-        asm = tm.emit_assembly(mod)
+        try:  # Numba's target machine is not public API: if it moves, say so and take the safe form
+            cg = cpu_target.target_context.codegen()
+            tm = cg._tm
+            mod = llvm.parse_assembly(_PROBE_IR)
+            mod.triple = tm.triple
+            asm = tm.emit_assembly(mod)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"could not read the instruction set Numba compiles for ({exc!r}); the kernels "
+                          "use the step without masked stores, which is correct on every target",
+                          RuntimeWarning, stacklevel=2)
+            _ISA = {"isa": "unknown", "cpu": "unknown", "features": numba.config.CPU_FEATURES,
+                    "overridden": numba.config.CPU_NAME is not None or numba.config.CPU_FEATURES is not None}
+            return dict(_ISA)
         code = "\n".join(line for line in asm.splitlines() if line.startswith("\t") and not line.strip().startswith("."))
         if "%zmm" in code:
             isa = "AVX-512"
