@@ -29,8 +29,11 @@ nothing to read, and the range falls back to the landscape's box (the rule says 
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
+
+from .landscapes import check_int
 
 # Pilot chains: the quantiles Q(0.001), Q(0.999) rest on ~16 chains beyond each, and the pilot
 # costs PILOT_CHAINS x burn_in chain-steps only when the first chunk does not hold it already.
@@ -122,3 +125,89 @@ def informative_bins(counts: np.ndarray, fraction: float = 0.01) -> int:
     c = np.asarray(counts, dtype=np.float64)
     top = float(c.max()) if c.size else 0.0
     return int(np.sum(c > fraction * top)) if top > 0 else 0
+
+
+# The arguments that fix the histograms (simulate's and SimulationResult.from_samples'), checked once here.
+def bin_count(bins):
+    """The bin count when ``bins`` is an int, else None (explicit edges)."""
+    if isinstance(bins, numbers.Integral) and not isinstance(bins, bool):
+        return check_int("bins", bins, 2, 100_000)
+    if isinstance(bins, str):
+        raise TypeError(f"bins must be an int (a bin count) or uniform bin edges, got {bins!r}")
+    return None
+
+
+def hist_range_arg(landscape, hist_range):
+    """``"auto"``, ``"box"`` or a validated (d, 2) array of per-coordinate ranges."""
+    if isinstance(hist_range, str):
+        if hist_range not in ("auto", "box"):
+            raise ValueError(f"hist_range must be 'auto', 'box' or (lo, hi) per coordinate, got {hist_range!r}")
+        return hist_range
+    d = landscape.dim
+    try:
+        r = np.asarray(hist_range, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"hist_range must be 'auto', 'box' or (lo, hi) per coordinate, got {hist_range!r}") from None
+    if r.shape == (2,):
+        r = np.broadcast_to(r, (d, 2))
+    if r.shape != (d, 2) or not np.all(np.isfinite(r)) or np.any(r[:, 1] <= r[:, 0]):
+        raise ValueError(f"hist_range must be (lo, hi) with finite lo < hi, one pair or one per coordinate "
+                         f"(shape ({d}, 2)), got {hist_range!r}")
+    return r
+
+
+def histogram_edges(landscape, bins, hist_range="box") -> list[np.ndarray]:
+    """Edges for an explicit ``bins`` array, or ``bins`` uniform bins over ``hist_range`` (the
+    landscape's box or given ranges; ``"auto"`` is resolved later, from the pilot chains, and
+    gets the box here as a placeholder)."""
+    d = landscape.dim
+    box = landscape.box
+    nb = bin_count(bins)
+    if nb is not None:
+        rng = box if isinstance(hist_range, str) else hist_range
+        return [np.linspace(rng[i, 0], rng[i, 1], nb + 1) for i in range(d)]
+    try:
+        arr = [np.asarray(e, dtype=np.float64) for e in bins]
+    except (TypeError, ValueError):
+        raise TypeError(f"bins must be an int or bin edges (one array, or one per coordinate), got {bins!r}") from None
+    if all(np.ndim(e) == 0 for e in arr):
+        arr = [np.asarray(arr, dtype=np.float64)] * d
+    if len(arr) != d:
+        raise ValueError(f"bins must give edges for all {d} coordinates, got {len(arr)} arrays")
+    nbs = {e.shape[0] if e.ndim == 1 else -1 for e in arr}
+    if len(nbs) != 1:
+        raise ValueError("bins must have the same number of edges for every coordinate")
+    for i, e in enumerate(arr):
+        if e.ndim != 1 or e.shape[0] < 3 or e.shape[0] > 100_001 or not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
+            raise ValueError(f"bins[{i}] must be 3 to 100001 increasing finite edges")
+        w = np.diff(e)
+        if not np.allclose(w, w[0], rtol=1e-9, atol=0):
+            raise ValueError(f"bins[{i}] must be uniformly spaced (the kernel bins in O(1))")
+        if landscape.period is not None and e[-1] - e[0] > landscape.period * (1 + 1e-12):
+            raise ValueError(f"bins[{i}] spans {e[-1] - e[0]:g}, more than the period {landscape.period:g} "
+                             "its coordinate is folded onto")
+    return [e.copy() for e in arr]
+
+
+def loss_range_arg(landscape, edges, loss_range) -> tuple[float, float]:
+    if loss_range is not None:
+        try:
+            lo, hi = (float(v) for v in loss_range)
+        except (TypeError, ValueError):
+            raise TypeError(f"loss_range must be a pair (lo, hi), got {loss_range!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise ValueError(f"loss_range must be (lo, hi) with finite lo < hi, got {loss_range!r}")
+        return lo, hi
+    d = landscape.dim
+    if d <= 2:
+        axes = [np.linspace(e[0], e[-1], 201) for e in edges]
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
+    else:
+        rng = np.random.default_rng(0)
+        pts = rng.uniform([e[0] for e in edges], [e[-1] for e in edges], size=(20_000, d))
+    vals = landscape.loss(pts)
+    vals = vals[np.isfinite(vals)]
+    lo, hi = float(vals.min()), float(vals.max())
+    if landscape.minimum is not None:
+        lo = min(lo, float(landscape.loss(np.asarray(landscape.minimum))))
+    return lo, (hi if hi > lo else lo + 1.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernels.cpu import moment_layout
+from .kernels.common import moment_layout
 
 __all__ = ["SimulationResult", "load", "Estimate"]
 
@@ -63,7 +63,7 @@ class SimulationResult:
         Samples below / above the histogram range, per coordinate and (last row) for the loss.
     moments : float64 array (n_blocks, n_columns)
         Per block of chains, the running sums laid out by
-        :func:`gibbs_sgd.kernels.cpu.moment_layout` (count, L, L^2, Laplacian, |grad L|^2,
+        :func:`gibbs_sgd.kernels.common.moment_layout` (count, L, L^2, Laplacian, |grad L|^2,
         Phi_k dL/dk, dL/dk, (dL/dk)^2, and the full state vector z = (Phi, optimizer state) with
         its outer products).
     block_chains : int64 array (n_blocks,), chains per block.
@@ -138,7 +138,6 @@ class SimulationResult:
         0.5
         """
         from . import _bins
-        from .simulate import _bin_count, _hist_range, _histogram_edges, _loss_range
 
         d = landscape.dim
         x = np.asarray(samples, dtype=np.float64)
@@ -149,14 +148,14 @@ class SimulationResult:
         if x is None or x.ndim != 3 or x.shape[-1] != d:
             raise ValueError(f"samples must have shape (n_chains, n_per_chain, {d}) or (n, {d}), got {np.shape(samples)}")
         n_chains, per, _ = x.shape
-        hist_range = _hist_range(landscape, hist_range)
-        edges = _histogram_edges(landscape, bins, hist_range)
+        hist_range = _bins.hist_range_arg(landscape, hist_range)
+        edges = _bins.histogram_edges(landscape, bins, hist_range)
         nbins = edges[0].shape[0] - 1
-        auto = isinstance(hist_range, str) and hist_range == "auto" and _bin_count(bins) is not None
+        auto = isinstance(hist_range, str) and hist_range == "auto" and _bins.bin_count(bins) is not None
         if auto:
             edges, _ = _bins.coordinate_edges(landscape, x.reshape(-1, d), nbins)
         rng = _bins.loss_range(landscape, landscape.loss(x.reshape(-1, d)), nbins) if auto and loss_range is None else None
-        lo, hi = rng if rng is not None else _loss_range(landscape, edges, loss_range)
+        lo, hi = rng if rng is not None else _bins.loss_range_arg(landscape, edges, loss_range)
         nbk = max(1, min(int(n_blocks), n_chains))
         block = -(-n_chains // nbk)
         nbk = -(-n_chains // block)
@@ -256,7 +255,7 @@ class SimulationResult:
     def estimate(self, key: str) -> Estimate:
         """Mean of a recorded quantity over the sampling window, with its standard error.
 
-        ``key`` is a column group of :func:`~gibbs_sgd.kernels.cpu.moment_layout` (e.g.
+        ``key`` is a column group of :func:`~gibbs_sgd.kernels.common.moment_layout` (e.g.
         ``"loss"``, ``"grad_sq"``, ``"phi_grad"``, ``"state_outer"``). The error comes from the
         scatter of per-block means of independent chains (ratio estimator with the delta
         method), never from treating correlated time samples as independent.

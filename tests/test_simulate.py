@@ -1,5 +1,8 @@
 """simulate(): layout independence, persistence, dtypes, divergence accounting, bad input."""
+import dataclasses
+import json
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -247,12 +250,12 @@ def test_no_warning_for_a_healthy_run():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(batch_size=0), "batch_size must be in"),
-        (dict(n_chains=0), "n_chains must be in"),
-        (dict(n_steps=0), "n_steps must be in"),
+        (dict(batch_size=0), r"batch_size must be an integer in \["),
+        (dict(n_chains=0), r"n_chains must be an integer in \["),
+        (dict(n_steps=0), r"n_steps must be an integer in \["),
         (dict(burn_in=120), r"burn_in must be in \[0, n_steps - 1\]"),
-        (dict(burn_in=-1), "burn_in must be in"),
-        (dict(thin=0), "thin must be in"),
+        (dict(burn_in=-1), r"burn_in must be an integer in \[0, inf\)"),
+        (dict(thin=0), r"thin must be an integer in \["),
         (dict(seed=-1), "seed must be in"),
         (dict(seed=2**64), "seed must be in"),
         (dict(backend="tpu"), "backend must be one of"),
@@ -261,15 +264,15 @@ def test_no_warning_for_a_healthy_run():
         (dict(init=np.zeros(3)), r"init must have shape \(1,\) or \(600, 1\)"),
         (dict(init=np.zeros((600, 2))), "init must have shape"),
         (dict(init=[np.nan]), "init must be finite"),
-        (dict(bins=1), "bins must be in"),
+        (dict(bins=1), r"bins must be an integer in \["),
         (dict(hist_range="wide"), "hist_range must be"),
         (dict(hist_range=[1.0, -1.0]), "hist_range must be"),
         (dict(checkpoint_every=-1), "checkpoint_every must be"),
         (dict(keep_final="yes"), "keep_final must be"),
         (dict(bins=[np.array([0.0, 0.1, 0.5])]), "uniformly spaced"),
         (dict(loss_range=(1.0, 0.0)), "loss_range must be"),
-        (dict(record_trajectories=601), "record_trajectories must be in"),
-        (dict(trajectory_every=0), "trajectory_every must be in"),
+        (dict(record_trajectories=601), r"record_trajectories must be an integer in \["),
+        (dict(trajectory_every=0), r"trajectory_every must be an integer in \["),
         (dict(batch_size=1.5), "batch_size must be an integer"),
     ],
 )
@@ -372,3 +375,41 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, monkeypatch):
             _run(checkpoint=ckpt, **kw)
     with pytest.raises(ValueError, match="different settings"):
         _run(checkpoint=ckpt, seed=7, **kw)
+
+
+def test_one_description_of_the_run_feeds_fingerprint_and_config():
+    """``RunPlan.describe()`` is the run: every field of the plan but the runtime ones is in it,
+    changing any one of them changes the checkpoint fingerprint, and ``result.config`` holds the
+    description whole (so a setting added to the plan cannot be left out of either)."""
+    from gibbs_sgd.simulate import RunPlan, plan_run
+
+    kw = dict(noise=NOISE, batch_size=2, n_chains=600, n_steps=120, burn_in=40, seed=123, backend="cpu",
+              init=None, schedule=None, dtype=np.float64, thin=1, bins=100, hist_range="auto", loss_range=None,
+              keep_final=True, record_trajectories=4, trajectory_every=5, trajectory_state=False,
+              trace_points=1000, progress=False, max_chunk=None, block=None, checkpoint=None,
+              checkpoint_every=60.0)
+    plan = plan_run(LAND, OPT, **kw)
+    identity = RunPlan.identity_fields()
+    runtime = {f.name for f in dataclasses.fields(RunPlan)} - set(identity)
+    assert runtime == {"init", "checkpoint", "checkpoint_every", "progress"}
+    desc = plan.describe()
+    assert list(desc) == identity
+    json.dumps(desc)  # JSON-ready
+    # a different value of every identity field gives a different fingerprint
+    other = {"landscape": gs.landscapes.DoubleWell(barrier=1.1, tilt=0.2), "noise": gs.noise.Gaussian(2.5),
+             "optimizer": gs.optimizers.HeavyBall(lr=0.03, momentum=0.5),
+             "schedule": gs.schedules.StepHalving(every=60), "initial_edges": tuple(e * 2 for e in plan.initial_edges),
+             "initial_loss_range": (0.0, 9.0), "range_request": {**plan.range_request, "hist_range": "box"},
+             "dtype": "float32", "backend": "cuda", "version": "0.0.0", "keep_final": False,
+             "divergence_radius": plan.divergence_radius * 2}
+    for name in identity:
+        v = other[name] if name in other else getattr(plan, name) + 1
+        changed = dataclasses.replace(plan, **{name: v})
+        assert changed.fingerprint != plan.fingerprint, name
+    # init by value; the runtime fields never
+    assert dataclasses.replace(plan, init=plan.init + 0.5).fingerprint != plan.fingerprint
+    for name, v in (("checkpoint", Path("x.npz")), ("checkpoint_every", 1.0), ("progress", True)):
+        assert dataclasses.replace(plan, **{name: v}).fingerprint == plan.fingerprint, name
+    run = _run()
+    for name, v in plan.describe().items():
+        assert json.loads(json.dumps(run.config[name])) == json.loads(json.dumps(v)), name

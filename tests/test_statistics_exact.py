@@ -7,7 +7,7 @@ wrong block, a periodic coordinate folded into the wrong bin or an outside count
 column. Here every chain's trajectory is recorded, and NumPy rebuilds from it, per statistics
 block (``config["block"]`` consecutive chains): the per-coordinate histograms with their
 below / above counts, the joint 2-D histogram, the loss histogram, every column of the moment
-rows (:func:`gibbs_sgd.kernels.cpu.moment_layout`) and the mean-loss trace.
+rows (:func:`gibbs_sgd.kernels.common.moment_layout`) and the mean-loss trace.
 
 Which state a step records. Both kernels (``run_segment`` in ``kernels/cpu.py`` and
 ``kernels/cuda.py``) first update the chain at step ``t``, then record; the trajectory point
@@ -81,7 +81,7 @@ import numpy as np
 import pytest
 
 import gibbs_sgd as gs
-from gibbs_sgd.kernels.cpu import moment_layout
+from gibbs_sgd.kernels.common import moment_layout
 
 # unit roundoff of the float64 sums (the moment rows and the trace are float64 for any state dtype)
 U64 = 2.0**-53

@@ -1,7 +1,7 @@
 """Device-independent pieces of the kernels, compiled into every backend like the model.
 
 :func:`add_sample` is the one definition of what a sampled state adds to its block's moment
-row (the layout is :func:`gibbs_sgd.kernels.cpu.moment_layout`); :func:`bin_index` the one
+row (the layout is :func:`gibbs_sgd.kernels.common.moment_layout`); :func:`bin_index` the one
 definition of a histogram bin.
 """
 import numpy as np
@@ -64,3 +64,23 @@ def bin_of_offset(y, nb):
     yc = y if y < nb else np.float64(nb)  # also NaN -> nb, never converted out of range
     k = np.int32(yc)  # yc >= 0 where it is used: truncation is the floor
     return np.int64(k) if y >= 0.0 else np.int64(-1)
+
+
+def moment_layout(dim: int, n_state: int) -> dict:
+    """Column index of each running sum in the kernel's per-block moment rows."""
+    m = dim * (1 + n_state)
+    z0 = 5 + 3 * dim
+    return {
+        "count": 0,
+        "loss": 1,
+        "loss_sq": 2,
+        "laplacian": 3,
+        "grad_sq": 4,
+        "phi_grad": slice(5, 5 + dim),
+        "grad": slice(5 + dim, 5 + 2 * dim),
+        "grad_sq_coord": slice(5 + 2 * dim, 5 + 3 * dim),
+        "state": slice(z0, z0 + m),
+        "state_outer": slice(z0 + m, z0 + m + m * m),
+        "n_columns": z0 + m + m * m,
+        "state_size": m,
+    }

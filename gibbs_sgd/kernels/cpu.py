@@ -79,6 +79,8 @@ from numba import types
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
+from .common import moment_layout  # noqa: F401  (re-exported: the layout is read from here too)
+
 # Chains per tile: the tile's state (TILE x D) and normals (NZ x TILE) stay in L1 cache
 # (128 chains x 8 normals x 8 B = 8 KiB), and 128 is a multiple of every SIMD width.
 TILE = 128
@@ -623,26 +625,6 @@ def parallel_call(kernel, nt: int, *args) -> None:
     futures = [_POOL.submit(kernel, tid, nt, *args) for tid in range(nt)]
     for f in futures:
         f.result()
-
-
-def moment_layout(dim: int, n_state: int) -> dict:
-    """Column index of each running sum in the kernel's per-block moment rows."""
-    m = dim * (1 + n_state)
-    z0 = 5 + 3 * dim
-    return {
-        "count": 0,
-        "loss": 1,
-        "loss_sq": 2,
-        "laplacian": 3,
-        "grad_sq": 4,
-        "phi_grad": slice(5, 5 + dim),
-        "grad": slice(5 + dim, 5 + 2 * dim),
-        "grad_sq_coord": slice(5 + 2 * dim, 5 + 3 * dim),
-        "state": slice(z0, z0 + m),
-        "state_outer": slice(z0 + m, z0 + m + m * m),
-        "n_columns": z0 + m + m * m,
-        "state_size": m,
-    }
 
 
 def cache_dir() -> Path:

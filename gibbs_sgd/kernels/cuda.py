@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cpu as _cpu
+from .common import moment_layout
 
 # Threads per CUDA block; a multiple of the warp size, and equal to the CPU tile, so a
 # statistics block (a multiple of 128 chains when it holds more than 128) is a whole number
@@ -335,7 +336,7 @@ def problems(landscape, optimizer, bins: int) -> list[str]:
     out = list(getattr(landscape, "device_problems", lambda: [])())
     d = landscape.dim
     counters = _shared_counters(d, bins)
-    static = 8 * (_cpu.moment_layout(d, optimizer.n_state)["n_columns"] + 2)
+    static = 8 * (moment_layout(d, optimizer.n_state)["n_columns"] + 2)
     if 4 * counters + static > _MAX_SHARED_BYTES:
         out.append(f"bins={bins} needs {4 * counters + static} bytes of shared memory per CUDA block (histogram "
                    f"counters and moment sums), more than {_MAX_SHARED_BYTES}: use fewer bins")
